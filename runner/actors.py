@@ -1,0 +1,142 @@
+"""Work inside one Ray actor: load one (model, framework) pair, then turn shards into Parquet.
+
+`ShardPredictor` is plain Python (testable without Ray); `PairActor` is its Ray wrapper.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import ray
+
+from runner import __version__
+from runner.catalog import ModelSpec
+from runner.data.index import ImageRecord, Shard
+from runner.data.recipes import decode_rgb
+from runner.errors import UserError
+from runner.schema import SCHEMA_VERSION, predictions_table, shard_path, top_k, write_shard
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """What an actor needs to know; also the provenance it records (pair_key names the config
+    that determines the predictions, so a resumed run can tell its own files apart)."""
+
+    spec: ModelSpec
+    weights: str
+    protocol: str
+    seed: int
+    forward_batch: int  # images per forward pass: 1 for reproducible Keras
+    batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
+    threads: int
+    out: str
+    run_id: str
+    pair_key: str
+    dataset: dict
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    shard: int
+    images: int
+    errors: int
+    seconds: float
+    path: str
+
+
+class ShardPredictor:
+    def __init__(self, job: PairJob, gpu_ids: list[str]):
+        from runner.frameworks import load_adapter  # imports exactly one framework
+
+        self.job = job
+        self.recipe = job.spec.recipe(job.protocol)
+        self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads)
+        self.context = {
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "gpu_ids": gpu_ids,
+            "actor_started": time.time(),
+        }
+
+    def run(self, shard: Shard, records: list[ImageRecord]) -> ShardResult:
+        started = time.perf_counter()
+        rows, crops = [], []
+        for record in records:
+            row = {"image_id": record.image_id, "position": record.position,
+                   "label": record.label, "error": None}
+            try:
+                crops.append(self.recipe.apply(decode_rgb(record.path)))
+            except Exception as exc:  # any decode failure becomes an error row, never a drop
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            rows.append(row)
+        classes, probs = self._top_k(crops)
+        seconds = time.perf_counter() - started
+        table = predictions_table(rows, classes, probs, self._provenance(shard, seconds))
+        path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
+        write_shard(table, path)
+        errors = sum(row["error"] is not None for row in rows)
+        return ShardResult(shard.index, len(rows), errors, seconds, str(path))
+
+    def _top_k(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        size = self.recipe.output_size
+        if not crops:
+            return np.zeros((0, 5), np.int32), np.zeros((0, 5), np.float32)
+        batches = [
+            self.adapter.predict(np.stack(crops[i : i + self.job.forward_batch]))
+            for i in range(0, len(crops), self.job.forward_batch)
+        ]
+        probs = np.concatenate(batches)
+        if probs.shape != (len(crops), 1000):
+            raise RuntimeError(f"model returned {probs.shape} for {len(crops)} {size}px images")
+        return top_k(probs)
+
+    def _provenance(self, shard: Shard, seconds: float) -> dict:
+        job = self.job
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kpbench_version": __version__,
+            "run_id": job.run_id,
+            "pair_key": job.pair_key,
+            "framework": job.spec.framework,
+            "model": job.spec.name,
+            "spec": job.spec.model_dump(mode="json"),
+            "weights": job.weights,
+            "protocol": job.protocol,
+            "recipe": self.recipe.model_dump(mode="json"),
+            "batch_mode": job.batch_mode,
+            "forward_batch": job.forward_batch,
+            "dataset": job.dataset,
+            "shard": asdict(shard),
+            "shard_seconds": round(seconds, 4),
+            "images_per_s": round(shard.size / seconds, 3) if seconds > 0 else None,
+            **self.context,
+            **self.adapter.provenance(),
+        }
+
+
+@ray.remote(max_restarts=3, max_task_retries=3)
+class PairActor:
+    """One actor per (model, framework). A load failure is reported by ready(), not raised,
+    so the driver can fail this pair alone with a clear message."""
+
+    def __init__(self, job: PairJob):
+        self.error: str | None = None
+        gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
+        try:
+            self.predictor = ShardPredictor(job, gpu_ids)
+        except UserError as exc:
+            self.error = str(exc)
+        except Exception as exc:
+            traceback.print_exc()
+            self.error = f"{job.spec.key} failed to load: {type(exc).__name__}: {exc}"
+
+    def ready(self) -> str | None:
+        return self.error
+
+    def run_shard(self, shard: Shard, records: list[ImageRecord]) -> ShardResult:
+        return self.predictor.run(shard, records)

@@ -1,0 +1,1 @@
+"""Datasets, decoding and preprocessing recipes (no deep-learning framework imports here)."""

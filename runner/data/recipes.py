@@ -1,0 +1,93 @@
+"""Preprocessing recipes: decode an image file and turn it into a uint8 RGB crop.
+
+A recipe covers everything up to the uint8 pixels (resize policy, size, crop,
+interpolation); normalisation belongs to the framework adapter. Two models with
+equal recipes see byte-identical inputs, so a recipe is also the key under which
+decoded crops can be shared between models.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
+
+_PIL_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
+
+
+class Recipe(BaseModel):
+    """How one image becomes a square uint8 model input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # shorter_side: scale so the shorter side is `size` (aspect kept), as torchvision Resize(int);
+    # squash: resize straight to size x size, as keras load_img(target_size).
+    resize: Literal["shorter_side", "squash"]
+    size: PositiveInt
+    # Side of the center crop; None for no crop. Larger than the resized image pads with black,
+    # as torchvision CenterCrop does (the 2019 inception_v3 recipe relies on it).
+    crop: PositiveInt | None = None
+    interpolation: Literal["nearest", "bilinear", "bicubic"]
+
+    @model_validator(mode="after")
+    def _squash_has_no_crop(self) -> Recipe:
+        if self.resize == "squash" and self.crop is not None:
+            raise ValueError("a squash recipe resizes straight to its size and takes no crop")
+        return self
+
+    @property
+    def output_size(self) -> int:
+        return self.crop or self.size
+
+    @property
+    def key(self) -> str:
+        crop = f"-crop{self.crop}" if self.crop else ""
+        return f"{self.resize}{self.size}{crop}-{self.interpolation}"
+
+    def apply(self, image: Image.Image) -> np.ndarray:
+        """RGB PIL image -> uint8 array (output_size, output_size, 3)."""
+        image = self._resize(image)
+        if self.crop:
+            image = center_crop(image, self.crop)
+        return np.asarray(image, dtype=np.uint8)
+
+    def _resize(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        if self.resize == "squash":
+            target = (self.size, self.size)
+        else:
+            # torchvision's _compute_resized_output_size: the long side is truncated, not rounded.
+            if width <= height:
+                target = (self.size, int(self.size * height / width))
+            else:
+                target = (int(self.size * width / height), self.size)
+        if target == (width, height):
+            return image
+        return image.resize(target, resample=_PIL_FILTERS[self.interpolation])
+
+
+def center_crop(image: Image.Image, side: int) -> Image.Image:
+    """Square center crop with torchvision's offsets, padding with black when the image is smaller."""
+    width, height = image.size
+    if side > width or side > height:
+        pad_left = (side - width) // 2 if side > width else 0
+        pad_top = (side - height) // 2 if side > height else 0
+        padded = Image.new(image.mode, (max(side, width), max(side, height)))
+        padded.paste(image, (pad_left, pad_top))
+        image, (width, height) = padded, padded.size
+    top = int(round((height - side) / 2.0))
+    left = int(round((width - side) / 2.0))
+    return image.crop((left, top, left + side, top + side))
+
+
+def decode_rgb(path: str) -> Image.Image:
+    """Open and fully decode an image file as RGB (CMYK, grayscale and palette images convert)."""
+    with Image.open(path) as image:
+        image.load()
+        return image.convert("RGB")

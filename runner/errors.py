@@ -1,0 +1,20 @@
+"""Errors that reach the user as one clear line (the CLI prints them without a traceback)."""
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(Exception):
+    """Bad input: unknown model, missing folder, bad config. Printed as `kpbench: error: ...`."""
+
+
+class WeightsUnavailable(UserError):
+    """Pretrained weights are not cached and could not be downloaded."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choices, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

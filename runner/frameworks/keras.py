@@ -1,0 +1,87 @@
+"""Keras adapter: keras.applications builders, weights cached under $KERAS_HOME/models."""
+
+from __future__ import annotations
+
+import os
+
+# Before TensorFlow loads: quiet C++ logs, and oneDNN's CPU-specific kernels off so a
+# CPU result does not depend on the host's instruction set (a user's setting wins).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from pathlib import Path  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from keras.applications import imagenet_utils  # noqa: E402
+
+from runner.catalog import ModelSpec  # noqa: E402
+from runner.errors import WeightsUnavailable  # noqa: E402
+
+
+def configure_determinism(seed: int, threads: int) -> dict:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    return {
+        "seed": seed,
+        "op_determinism": True,
+        "tf32": False,
+        "TF_ENABLE_ONEDNN_OPTS": os.environ["TF_ENABLE_ONEDNN_OPTS"],
+    }
+
+
+def cached_weights_path(spec: ModelSpec) -> Path:
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return Path(home) / "models" / (spec.weights_file or "")
+
+
+def fetch(spec: ModelSpec) -> Path:
+    _build(spec, pretrained=True)
+    return cached_weights_path(spec)
+
+
+def _build(spec: ModelSpec, pretrained: bool) -> keras.Model:
+    builder = getattr(keras.applications, spec.builder)
+    if not pretrained:
+        return builder(weights=None)
+    path = cached_weights_path(spec)
+    try:
+        return builder(weights=spec.weights_id)
+    except Exception as exc:  # keras wraps download failures in plain Exception
+        if path.exists() or "URL fetch failure" not in str(exc):
+            raise
+        raise WeightsUnavailable(
+            f"keras/{spec.name}: weights file {path} is not cached and could not be "
+            f"downloaded; run `make weights` on a machine with internet and copy "
+            f"{path.parent} here, or point KERAS_HOME at a cache that has it"
+        ) from None
+
+
+class KerasAdapter:
+    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int):
+        self.determinism = configure_determinism(seed, threads)
+        self.spec, self.weights = spec, weights
+        self.model = _build(spec, pretrained=weights == "pretrained")
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        x = imagenet_utils.preprocess_input(batch.astype(np.float32), mode=self.spec.preprocess)
+        return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
+
+    def provenance(self) -> dict:
+        gpus = tf.config.list_logical_devices("GPU")
+        return {
+            "device": gpus[0].name if gpus else "cpu",
+            "determinism": self.determinism,
+            "libraries": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            "weights_file": str(cached_weights_path(self.spec))
+            if self.weights == "pretrained"
+            else None,
+        }
+
+
+def load(spec: ModelSpec, weights: str, seed: int, threads: int) -> KerasAdapter:
+    return KerasAdapter(spec, weights, seed, threads)

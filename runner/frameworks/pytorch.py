@@ -1,0 +1,104 @@
+"""PyTorch adapter: torchvision builders and weight enums, cached under $TORCH_HOME."""
+
+from __future__ import annotations
+
+import os
+
+# torch.load only unpickles tensors and plain containers, whatever a caller asks for.
+os.environ.setdefault("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")
+
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from torchvision.models import get_model, get_weight  # noqa: E402
+from torchvision.transforms.functional import normalize  # noqa: E402
+
+from runner.catalog import ModelSpec  # noqa: E402
+from runner.errors import WeightsUnavailable  # noqa: E402
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+def configure_determinism(seed: int) -> dict:
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return {
+        "seed": seed,
+        "use_deterministic_algorithms": True,
+        "cudnn_benchmark": False,
+        "cudnn_deterministic": True,
+        "tf32": False,
+    }
+
+
+def cached_weights_path(spec: ModelSpec) -> Path:
+    url = get_weight(spec.weights_id).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def fetch(spec: ModelSpec) -> Path:
+    _build(spec, pretrained=True)
+    return cached_weights_path(spec)
+
+
+def _build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
+    if not pretrained:
+        with warnings.catch_warnings():
+            # inception_v3/googlenet warn that init_weights will default to False one day.
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_model(spec.builder, weights=None)
+    path = cached_weights_path(spec)
+    try:
+        return get_model(spec.builder, weights=get_weight(spec.weights_id))
+    except OSError as exc:  # URLError, HTTPError and socket errors are all OSErrors
+        if path.exists():
+            raise
+        raise WeightsUnavailable(
+            f"pytorch/{spec.name}: weights file {path} is not cached and could not be "
+            f"downloaded ({exc}); run `make weights` on a machine with internet and copy "
+            f"{path.parent} here, or point TORCH_HOME at a cache that has it"
+        ) from None
+
+
+class TorchAdapter:
+    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int):
+        if spec.preprocess != "torch":
+            raise ValueError(f"{spec.key}: torchvision models take 'torch' preprocessing")
+        torch.set_num_threads(threads)
+        self.determinism = configure_determinism(seed)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.spec, self.weights = spec, weights
+        self.model = _build(spec, pretrained=weights == "pretrained").eval().to(self.device)
+
+    @torch.inference_mode()
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        # Same arithmetic as ToTensor() + Normalize(): /255, then (x - mean) / std.
+        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(255)
+        x = normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+        logits = self.model(x)
+        return torch.softmax(logits, dim=1).float().cpu().numpy()
+
+    def provenance(self) -> dict:
+        device = str(self.device)
+        if self.device.type == "cuda":
+            device += f" ({torch.cuda.get_device_name(self.device)})"
+        return {
+            "device": device,
+            "determinism": self.determinism,
+            "libraries": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+            "weights_file": str(cached_weights_path(self.spec))
+            if self.weights == "pretrained"
+            else None,
+        }
+
+
+def load(spec: ModelSpec, weights: str, seed: int, threads: int) -> TorchAdapter:
+    return TorchAdapter(spec, weights, seed, threads)

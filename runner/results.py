@@ -1,0 +1,75 @@
+"""Write and print the accuracy table: OUT/results/accuracy.{csv,md,json}."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from runner.atomic import write_text_atomic
+from runner.reduce import COLUMNS
+
+RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
+
+
+def write_results(out: str | Path, rows: list[dict]) -> list[Path]:
+    folder = Path(out) / "results"
+    random = any(row["weights"] == "random" for row in rows)
+    paths = {
+        folder / "accuracy.csv": _csv(rows),
+        folder / "accuracy.md": _markdown(rows, random),
+        folder / "accuracy.json": json.dumps(
+            {"random_weights": random, "note": RANDOM_NOTE if random else None, "rows": rows},
+            indent=2, allow_nan=True,
+        ) + "\n",
+    }
+    for path, text in paths.items():
+        write_text_atomic(path, text)
+    return list(paths)
+
+
+def print_table(console: Console, rows: list[dict]) -> None:
+    random = any(row["weights"] == "random" for row in rows)
+    table = Table(title="kpbench accuracy" + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
+    shown = ("framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors",
+             "weights", "protocol")
+    for column in (*shown, "published"):
+        table.add_column(column, justify="left" if column in ("framework", "model") else "right")
+    for row in rows:
+        published = f"{_fmt(row['published_acc1'])} / {_fmt(row['published_acc5'])}"
+        table.add_row(*(_fmt(row[column]) for column in shown), published)
+    console.print(table)
+    missing = [f"{r['framework']}/{r['model']} ({r['missing']})" for r in rows if r["missing"]]
+    if missing:
+        console.print("[yellow]incomplete[/]: images without a prediction: " + ", ".join(missing))
+    if any(row["errors"] for row in rows):
+        console.print("accuracy is over the images each model could read; see the errors column")
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.2f}"
+    return str(value)
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)  # accuracies at full precision
+    return buffer.getvalue()
+
+
+def _markdown(rows: list[dict], random: bool) -> str:
+    lines = [f"> **{RANDOM_NOTE}**", ""] if random else []
+    lines.append("| " + " | ".join(COLUMNS) + " |")
+    lines.append("|" + "---|" * len(COLUMNS))
+    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,105 @@
+"""The one Parquet schema for predictions, and the provenance stored with every file.
+
+Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
+pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path).
+One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from runner.atomic import atomic_path
+
+SCHEMA_VERSION = 1
+TOP_K = 5
+PROVENANCE_KEY = b"kpbench.provenance"
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+
+def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+
+
+PREDICTION_SCHEMA = pa.schema(
+    [
+        _field("image_id", pa.string(), "path relative to the dataset root; unique", False),
+        _field("position", pa.int64(), "index in the dataset's sorted order", False),
+        _field("label", pa.int32(), "true class index (sorted WordNet-id order)", False),
+        _field(
+            "top5_class",
+            pa.list_(pa.int32(), TOP_K),
+            "the 5 most probable class indices, most probable first; null when status=error",
+        ),
+        _field(
+            "top5_prob",
+            pa.list_(pa.float32(), TOP_K),
+            "their softmax probabilities, same order; null when status=error",
+        ),
+        _field("status", pa.string(), "'ok', or 'error' when the image could not be read", False),
+        _field("error", pa.string(), "why the image could not be read; null when ok"),
+    ]
+)
+
+
+def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """Classes and probabilities of the k largest entries per row, largest first
+    (ties: lower class index first, so the order is deterministic)."""
+    classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return classes.astype(np.int32), np.take_along_axis(probabilities, classes, axis=1)
+
+
+def predictions_table(
+    rows: list[dict], classes: np.ndarray, probs: np.ndarray, provenance: dict
+) -> pa.Table:
+    """Build a shard table. `rows` are in position order, each with image_id, position,
+    label and error (None when the image was read); `classes`/`probs` hold the top-k of
+    the readable rows, in the same order."""
+    ok = np.array([row["error"] is None for row in rows], dtype=bool)
+    if ok.sum() != len(classes):
+        raise ValueError("one top-k row is needed per readable image")
+    full_classes = np.zeros((len(rows), TOP_K), np.int32)
+    full_probs = np.zeros((len(rows), TOP_K), np.float32)
+    full_classes[ok], full_probs[ok] = classes, probs
+    mask = pa.array(~ok)
+    arrays = [
+        pa.array([row["image_id"] for row in rows], pa.string()),
+        pa.array([row["position"] for row in rows], pa.int64()),
+        pa.array([row["label"] for row in rows], pa.int32()),
+        _fixed_list(full_classes, pa.int32(), mask),
+        _fixed_list(full_probs, pa.float32(), mask),
+        pa.array([STATUS_OK if good else STATUS_ERROR for good in ok], pa.string()),
+        pa.array([row["error"] for row in rows], pa.string()),
+    ]
+    table = pa.Table.from_arrays(arrays, schema=PREDICTION_SCHEMA)
+    return table.replace_schema_metadata({PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)})
+
+
+def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> pa.Array:
+    flat = pa.array(values.reshape(-1), type_)
+    return pa.FixedSizeListArray.from_arrays(flat, TOP_K, mask=null_mask)
+
+
+def shard_path(out: str | Path, framework: str, model: str, shard_index: int) -> Path:
+    return (
+        Path(out) / "predictions" / f"framework={framework}" / f"model={model}"
+        / f"shard-{shard_index:05d}.parquet"
+    )
+
+
+def write_shard(table: pa.Table, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_provenance(path: str | Path) -> dict:
+    metadata = pq.read_schema(path).metadata or {}
+    if PROVENANCE_KEY not in metadata:
+        raise ValueError(f"{path} is not a kpbench predictions file (no provenance)")
+    return json.loads(metadata[PROVENANCE_KEY])
