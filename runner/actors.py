@@ -113,6 +113,7 @@ class ShardPredictor:
             "dataset": job.dataset,
             "shard": asdict(shard),
             "shard_seconds": round(seconds, 4),
+            "written_at": time.time(),
             "images_per_s": round(shard.size / seconds, 3) if seconds > 0 else None,
             **self.context,
             **self.adapter.provenance(),

@@ -6,6 +6,7 @@ Accuracy is over the images a model could read (status ok); `errors` counts the 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ def score(out: str | Path) -> list[dict]:
         raise UserError(f"no predictions under {Path(out) / 'predictions'}")
     _rank(rows, "acc1", "rank1")
     _rank(rows, "acc5", "rank5")
-    rows.sort(key=lambda row: (row["rank1"], row["framework"], row["model"]))
+    rows.sort(key=lambda row: (row["rank1"] or math.inf, row["framework"], row["model"]))
     return rows
 
 
@@ -84,7 +85,9 @@ def _published(provenance: dict) -> tuple[float | None, float | None, str | None
 
 
 def _rank(rows: list[dict], column: str, rank_column: str) -> None:
-    """1 = best over all rows; equal accuracies share the better rank, as in the 2019 table."""
-    values = [row[column] for row in rows]
+    """1 = best over all rows; equal accuracies share the better rank, as in the 2019 table.
+    A model with no readable image (NaN) gets no rank."""
+    values = [row[column] for row in rows if not math.isnan(row[column])]
     for row in rows:
-        row[rank_column] = 1 + sum(other > row[column] for other in values)
+        value = row[column]
+        row[rank_column] = None if math.isnan(value) else 1 + sum(o > value for o in values)

@@ -236,9 +236,10 @@ def _devkit_labels(
     labels = {}
     for number, line in enumerate(lines, start=1):
         devkit_id = int(line)
-        if devkit_id not in id_to_wnid:
-            raise UserError(f"{file}:{number}: devkit class id {devkit_id} is not in meta.mat")
-        labels[f"ILSVRC2012_val_{number:08d}.JPEG"] = class_index[id_to_wnid[devkit_id]]
+        wnid = id_to_wnid.get(devkit_id)
+        if wnid not in class_index:
+            raise UserError(f"{file}:{number}: devkit class id {devkit_id} is not a known class")
+        labels[f"ILSVRC2012_val_{number:08d}.JPEG"] = class_index[wnid]
     return labels
 
 

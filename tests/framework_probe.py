@@ -1,0 +1,157 @@
+"""Run framework-side checks in a child process, one framework per process (as in the runner).
+
+    python -m tests.framework_probe FRAMEWORK CHECK [ARGS_JSON]
+
+prints one JSON document on the last line of stdout. Tests call it through `probe()` in
+conftest.py, so the pytest process itself never imports PyTorch or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def build_and_predict(framework: str, names: list[str]) -> dict:
+    """Build each model with random weights; predict one random image of its input size."""
+    from runner.catalog import load_catalog
+    from runner.frameworks import load_adapter
+
+    catalog = load_catalog()
+    results = {}
+    for name in names:
+        spec = catalog.get(f"{framework}/{name}")
+        started = time.perf_counter()
+        adapter = load_adapter(spec, weights="random", seed=0, threads=2)
+        size = spec.recipe("reference").output_size
+        image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+        probs = adapter.predict(image)
+        results[name] = {
+            "shape": list(probs.shape),
+            "sum": float(probs.sum()),
+            "min": float(probs.min()),
+            "seconds": time.perf_counter() - started,
+        }
+    return results
+
+
+def weights_metadata(framework: str, names: list[str]) -> dict:
+    """What the installed framework says about each entry's weights."""
+    from runner.catalog import load_catalog
+
+    catalog = load_catalog()
+    out = {}
+    for name in names:
+        spec = catalog.get(f"{framework}/{name}")
+        if framework == "pytorch":
+            from torchvision.models import get_weight
+
+            weights = get_weight(spec.weights_id)
+            metrics = weights.meta["_metrics"]["ImageNet-1K"]
+            transforms = weights.transforms()
+            out[name] = {
+                "documented": [metrics["acc@1"], metrics["acc@5"]],
+                "resize": transforms.resize_size[0],
+                "crop": transforms.crop_size[0],
+                "interpolation": transforms.interpolation.value,
+            }
+        else:
+            out[name] = {"requested_file": _keras_requested_file(spec.builder)}
+    return out
+
+
+class _StopDownload(Exception):
+    pass
+
+
+def _keras_requested_file(builder_name: str) -> str:
+    """The cache file name keras.applications asks get_file for (the download is stopped)."""
+    import keras
+    from keras.src.utils import file_utils
+
+    requested = []
+
+    def record(fname=None, origin=None, *args, **kwargs):
+        requested.append(fname)
+        raise _StopDownload
+
+    original, file_utils.get_file = file_utils.get_file, record
+    try:
+        getattr(keras.applications, builder_name)(weights="imagenet")
+    except _StopDownload:
+        pass
+    finally:
+        file_utils.get_file = original
+    return requested[0]
+
+
+def load_pretrained(framework: str, names: list[str]) -> dict:
+    """Try to load pretrained weights; report the error message (for the offline path)."""
+    from runner.catalog import load_catalog
+    from runner.errors import WeightsUnavailable
+    from runner.frameworks import load_adapter
+
+    catalog = load_catalog()
+    out = {}
+    for name in names:
+        try:
+            load_adapter(catalog.get(f"{framework}/{name}"), "pretrained", 0, 1)
+            out[name] = {"error": None}
+        except WeightsUnavailable as exc:
+            out[name] = {"error": str(exc), "type": type(exc).__name__}
+    return out
+
+
+def recipe_fidelity(framework: str, args: dict) -> dict:
+    """Largest |difference| between kpbench's uint8 crop and the framework's own pipeline,
+    per recipe, over the given image files."""
+    from runner.data.recipes import Recipe, decode_rgb
+
+    out = {}
+    for name, recipe_fields in args["recipes"].items():
+        recipe = Recipe(**recipe_fields)
+        worst = 0
+        for path in args["images"]:
+            ours = recipe.apply(decode_rgb(path)).astype(np.int16)
+            theirs = _framework_crop(framework, recipe, path).astype(np.int16)
+            assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+            worst = max(worst, int(np.abs(ours - theirs).max()))
+        out[name] = worst
+    return out
+
+
+def _framework_crop(framework: str, recipe, path: str) -> np.ndarray:
+    if framework == "pytorch":
+        from torchvision import transforms
+
+        pipeline = transforms.Compose([
+            transforms.Resize(recipe.size, transforms.InterpolationMode(recipe.interpolation)),
+            transforms.CenterCrop(recipe.crop),
+        ])
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return np.asarray(pipeline(image.convert("RGB")))
+    import keras
+
+    image = keras.utils.load_img(path, target_size=(recipe.size, recipe.size),
+                                 interpolation=recipe.interpolation)
+    return keras.utils.img_to_array(image, dtype="uint8")
+
+
+CHECKS = {
+    "build_and_predict": build_and_predict,
+    "weights_metadata": weights_metadata,
+    "load_pretrained": load_pretrained,
+    "recipe_fidelity": recipe_fidelity,
+}
+
+if __name__ == "__main__":
+    framework, check = sys.argv[1], sys.argv[2]
+    args = json.loads(sys.argv[3]) if len(sys.argv) > 3 else []
+    result = CHECKS[check](framework, args)
+    loaded = sorted(m for m in ("torch", "tensorflow") if m in sys.modules)
+    print(json.dumps({"result": result, "frameworks_loaded": loaded}))

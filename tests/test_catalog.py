@@ -1,0 +1,122 @@
+"""The catalog: the 34 models of the 2019 benchmark, valid, and each builds and predicts."""
+
+import csv
+
+import pytest
+
+from runner.catalog import PROTOCOLS, load_catalog
+from runner.errors import UserError
+
+from .conftest import SHARED, probe
+
+KERAS = ["densenet121", "densenet169", "densenet201", "mobilenet", "mobilenetV2", "nasnetmobile",
+         "resnet50", "vgg16", "vgg19", "xception", "inceptionresnetv2", "inceptionv3",
+         "nasnetlarge"]
+PYTORCH = ["alexnet", "densenet121", "densenet161", "densenet169", "densenet201", "inception_v3",
+           "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "squeezenet1_0",
+           "squeezenet1_1", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
+           "vgg19", "vgg19_bn"]
+# The two heaviest Keras builds run under `make test-slow`; every family
+# still has a member in CI: NASNetMobile stands for NASNet, InceptionV3 for Inception.
+KERAS_SLOW = {"nasnetlarge", "inceptionresnetv2"}
+
+CATALOG = load_catalog()
+
+
+def test_the_34_models_of_2019():
+    assert sorted(s.name for s in CATALOG.specs if s.framework == "keras") == sorted(KERAS)
+    assert sorted(s.name for s in CATALOG.specs if s.framework == "pytorch") == sorted(PYTORCH)
+    assert len({s.key for s in CATALOG.specs}) == 34
+
+
+@pytest.mark.parametrize("spec", CATALOG.specs, ids=lambda s: s.key)
+def test_entry_is_complete(spec):
+    assert set(spec.recipes) == set(PROTOCOLS)
+    for recipe in spec.recipes.values():
+        assert recipe.output_size == spec.input_size
+    assert spec.published.northcutt2019 and spec.published.documented
+    for acc1, acc5 in (spec.published.northcutt2019, spec.published.documented):
+        assert 0 < acc1 < acc5 < 100
+    if spec.framework == "keras":
+        assert spec.weights_id == "imagenet" and spec.weights_file.endswith(".h5")
+    else:
+        assert spec.weights_id.endswith(".IMAGENET1K_V1") and spec.preprocess == "torch"
+
+
+def test_published_2019_figures_match_the_reference_table():
+    table = SHARED / "northcutt2019" / "published_table.csv"
+    if not table.exists():
+        pytest.skip(f"reference table not found at {table}")
+    for row in csv.DictReader(table.open()):
+        framework = "keras" if row["platform"].startswith("Keras") else "pytorch"
+        spec = CATALOG.get(f"{framework}/{row['model']}")
+        assert spec.published.northcutt2019 == (float(row["acc1"]), float(row["acc5"]))
+
+
+def test_torchvision_metadata_agrees_with_the_catalog():
+    meta = probe("pytorch", "weights_metadata", PYTORCH)
+    for name, facts in meta.items():
+        spec = CATALOG.get(f"pytorch/{name}")
+        assert list(spec.published.documented) == facts["documented"], name
+        reference = spec.recipe("reference")
+        assert (reference.size, reference.crop) == (facts["resize"], facts["crop"]), name
+        assert reference.interpolation == facts["interpolation"], name
+
+
+def test_keras_weight_file_names_are_the_ones_keras_downloads():
+    names = [n for n in KERAS if n not in KERAS_SLOW]
+    for name, facts in probe("keras", "weights_metadata", names).items():
+        assert facts["requested_file"] == CATALOG.get(f"keras/{name}").weights_file, name
+
+
+def _check_predictions(results):
+    for name, result in results.items():
+        assert result["shape"] == [1, 1000], name
+        assert result["sum"] == pytest.approx(1.0, abs=1e-4), name
+        assert result["min"] >= 0, name
+
+
+def test_every_pytorch_entry_builds_and_predicts():
+    _check_predictions(probe("pytorch", "build_and_predict", PYTORCH))
+
+
+def test_keras_entries_build_and_predict():
+    _check_predictions(probe("keras", "build_and_predict", [n for n in KERAS if n not in KERAS_SLOW]))
+
+
+@pytest.mark.slow
+def test_heaviest_keras_entries_build_and_predict():
+    _check_predictions(probe("keras", "build_and_predict", sorted(KERAS_SLOW)))
+
+
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ("resnet50", ["keras/resnet50", "pytorch/resnet50"]),
+        ("pytorch/vgg1?_bn", ["pytorch/vgg11_bn", "pytorch/vgg13_bn", "pytorch/vgg16_bn",
+                              "pytorch/vgg19_bn"]),
+        ("keras/nasnet*", ["keras/nasnetmobile", "keras/nasnetlarge"]),
+    ],
+)
+def test_selection(pattern, expected):
+    assert sorted(s.key for s in CATALOG.select([pattern])) == sorted(expected)
+    assert len(CATALOG.select(["all"])) == len(CATALOG.select(["northcutt2019"])) == 34
+
+
+def test_unknown_model_suggests_names():
+    with pytest.raises(UserError, match=r"unknown model 'resnet51'.*did you mean 'resnet50'"):
+        CATALOG.select(["resnet51"])
+    with pytest.raises(UserError, match="unknown framework 'torch'"):
+        CATALOG.select(["resnet50"], frameworks=["torch"])
+
+
+@pytest.mark.parametrize("framework, name", [("pytorch", "squeezenet1_1"), ("keras", "mobilenet")])
+def test_missing_weights_offline_is_one_clear_error(tmp_path, framework, name):
+    unreachable = "http://127.0.0.1:9"  # nothing listens: every download fails at once
+    env = {"TORCH_HOME": str(tmp_path / "torch"), "KERAS_HOME": str(tmp_path / "keras"),
+           "HTTPS_PROXY": unreachable, "https_proxy": unreachable}
+    (result,) = probe(framework, "load_pretrained", [name], env=env).values()
+    assert result["type"] == "WeightsUnavailable"
+    cache = tmp_path / ("torch/hub/checkpoints" if framework == "pytorch" else "keras/models")
+    assert f"weights file {cache}/" in result["error"]
+    assert "make weights" in result["error"] and "\n" not in result["error"]

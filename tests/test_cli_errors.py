@@ -1,0 +1,69 @@
+"""Bad input: one clear line on stderr, a non-zero exit, and nothing started."""
+
+import pytest
+
+from .conftest import run_cli
+
+
+@pytest.fixture
+def empty_dir(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def _config(tmp_path, text):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda t, s: ["--data", str(s / "val"), "--classes", str(s / "classes.txt"),
+                       "--models", "resnet51"],
+         "unknown model 'resnet51'"),
+        (lambda t, s: ["--data", str(t / "missing")], "data folder not found"),
+        (lambda t, s: ["--data", str(t / "empty")], "no images in"),
+        (lambda t, s: ["--config", _config(t, f"data: {s}/val\nbatchsize: 8\n")],
+         "unknown config key 'batchsize' (did you mean 'batch_size'?)"),
+        (lambda t, s: ["--config", _config(t, f"data: {s}/val\nshard_size: -3\n")],
+         "shard_size: Input should be greater than 0"),
+        (lambda t, s: ["--config", _config(t, f"data: {s}/val\nbatch_size: '8'\n")],
+         "batch_size: Input should be a valid integer"),
+        (lambda t, s: ["--config", str(t / "nope.yaml")], "config file not found"),
+        (lambda t, s: ["--data", str(s / "val")], "has 5 class folders, not 1000"),
+    ],
+    ids=["unknown-model", "missing-folder", "empty-folder", "unknown-key", "negative-size",
+         "wrong-type", "missing-config", "partial-classes-without-list"],
+)
+def test_bad_input_is_one_line_before_any_actor(tmp_path, sample_dir, empty_dir, make_args,
+                                                message):
+    result = run_cli("run", *make_args(tmp_path, sample_dir), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kpbench: error: ") and message in lines[0]
+    assert result.stdout == ""  # the plan line prints only once Ray is up: it never started
+
+
+def test_unwritable_output_folder(tmp_path, sample_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("run", "--data", str(sample_dir / "val"), "--classes",
+                     str(sample_dir / "classes.txt"), "--out", str(blocker / "out"))
+    assert result.returncode == 2
+    assert "cannot write to output folder" in result.stderr
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("run", "score", "models", "sample-data", "weights"):
+        assert command in result.stdout
+
+
+def test_models_prints_the_catalog():
+    result = run_cli("models")
+    assert result.returncode == 0
+    assert "34 models" in result.stdout and "nasnetlarge" in result.stdout
