@@ -163,13 +163,15 @@ def cmd_weights(args, console: Console) -> int:
     specs = load_catalog().select(args.models, args.frameworks)
     # One process per framework: PyTorch and TensorFlow never share a process.
     context = multiprocessing.get_context("spawn")
+    failed = 0
     for framework in FRAMEWORKS:
         chosen = [spec for spec in specs if spec.framework == framework]
         if chosen:
             with context.Pool(1) as pool:
-                for path in pool.apply(fetch_weights, (framework, chosen)):
-                    console.print(f"cached {path}")
-    return 0
+                for key, outcome in pool.apply(fetch_weights, (framework, chosen)):
+                    console.print(f"{key}: {outcome}", highlight=False)
+                    failed += outcome.startswith("failed")
+    return 1 if failed else 0
 
 
 COMMANDS = {

@@ -29,7 +29,15 @@ def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int) -> Adap
     return module.load(spec, weights=weights, seed=seed, threads=threads)
 
 
-def fetch_weights(framework: str, specs: list[ModelSpec]) -> list[str]:
-    """Download pretrained weights into the framework's cache; returns the cached paths."""
+def fetch_weights(framework: str, specs: list[ModelSpec]) -> list[tuple[str, str]]:
+    """Download pretrained weights into the framework's cache: (model key, outcome) per spec."""
+    from runner.errors import WeightsUnavailable
+
     module = importlib.import_module(f"runner.frameworks.{framework}")
-    return [str(module.fetch(spec)) for spec in specs]
+    results = []
+    for spec in specs:
+        try:
+            results.append((spec.key, f"cached {module.fetch(spec)}"))
+        except WeightsUnavailable as exc:
+            results.append((spec.key, f"failed: {exc}"))
+    return results
