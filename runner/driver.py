@@ -57,6 +57,9 @@ def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
 
 def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
     dataset, plans = plan_run(cfg)
+    if not any(plan.todo for plan in plans):
+        console.print(f"kpbench: all {len(plans)} model(s) already done in {cfg.out}")
+        return RunOutcome(out=cfg.out)
     owns_ray = _connect(cfg)
     try:
         resources = _actor_resources(cfg)
