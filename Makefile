@@ -35,7 +35,7 @@ score: $(STAMP)
 	$(BIN)/kpbench score $(OUT)
 
 test: $(STAMP)
-	$(BIN)/ruff check runner tests bench
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 test-slow: $(STAMP)
