@@ -12,7 +12,7 @@ MODELS ?=
 
 RUN_FLAGS = --config $(CONFIG) --out $(OUT) $(if $(DATA),--data $(DATA)) $(if $(MODELS),--models $(MODELS))
 
-.PHONY: setup run score test test-slow lint weights sample-data clean clean-venv
+.PHONY: setup run score test test-slow bench weights sample-data clean clean-venv
 
 # The stamp is newer than the pin file once installed, so a second `make` installs nothing.
 $(STAMP): requirements.txt pyproject.toml
@@ -40,6 +40,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# Speed and memory measurements: each script prints a ratio against a baseline run in the same process.
+bench: $(STAMP)
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 weights: $(STAMP)
 	$(BIN)/kpbench weights $(if $(MODELS),--models $(MODELS))

@@ -65,22 +65,23 @@ class ShardPredictor:
 
     def run(self, shard: Shard, records: list[ImageRecord]) -> ShardResult:
         started = time.perf_counter()
-        rows, crops = [], []
+        crops, errors = [], []
         for record in records:
-            row = {"image_id": record.image_id, "position": record.position,
-                   "label": record.label, "error": None}
             try:
                 crops.append(self.recipe.apply(decode_rgb(record.path)))
+                errors.append(None)
             except Exception as exc:  # any decode failure becomes an error row, never a drop
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            rows.append(row)
+                errors.append(f"{type(exc).__name__}: {exc}")
         classes, probs = self._top_k(crops)
         seconds = time.perf_counter() - started
-        table = predictions_table(rows, classes, probs, self._provenance(shard, seconds))
+        table = predictions_table(
+            [r.image_id for r in records], [r.position for r in records],
+            [r.label for r in records], errors, classes, probs, self._provenance(shard, seconds),
+        )
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
-        errors = sum(row["error"] is not None for row in rows)
-        return ShardResult(shard.index, len(rows), errors, seconds, str(path))
+        failed = sum(error is not None for error in errors)
+        return ShardResult(shard.index, len(records), failed, seconds, str(path))
 
     def _top_k(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         size = self.recipe.output_size

@@ -62,6 +62,35 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Aggregate OUT/predictions into "
                                 "OUT/results/accuracy.{csv,md,json} and print the table.")
     score.add_argument("out", help="run folder")
+    score.add_argument("--reference", metavar="CSV", help="published table to compare with "
+                       "(framework or 2019-style platform, model, acc1, acc5): adds delta columns "
+                       "and lists the rows that differ")
+    masks = score.add_mutually_exclusive_group()
+    masks.add_argument("--omit", metavar="NPY", help="positions to leave out (.npy of integers)")
+    masks.add_argument("--keep", metavar="NPY", help="positions to use (.npy of integers)")
+    score.add_argument("--custom-labels", metavar="NPY",
+                       help="labels for the kept images (or all images without a mask); adds "
+                       "cleaned figures cacc1/cacc5 by the 2019 scorer's rules")
+    score.add_argument("--real", metavar="JSON", help="ImageNet-ReaL labels (real.json): adds "
+                       "real_acc1")
+
+    report = commands.add_parser("report", help="charts of a scored run (PNG) and an index page",
+                                 description="Write PNG charts and OUT/results/report.md from the "
+                                 "table `kpbench score` wrote (scoring first if it has not run).")
+    report.add_argument("out", help="run folder")
+
+    importer = commands.add_parser(
+        "import-npy", help="convert the 2019 benchmark's top-5 .npy files into kpbench Parquet",
+        description="Convert <model>_<framework>_imagenet_top5preds.npy / _top5probs.npy files "
+        "into OUT/predictions (rows in class-folder order).",
+    )
+    importer.add_argument("dir", help="folder with the .npy files")
+    importer.add_argument("--out", required=True, help="run folder to write")
+    importer.add_argument("--framework", choices=FRAMEWORKS, help="import only this framework")
+    importer.add_argument("--ground-truth", metavar="CSV", help="file,wnid[,label] CSV of the "
+                          "validation set: rows get file names (needed for ReaL)")
+    importer.add_argument("--overwrite", action="store_true",
+                          help="replace other predictions of the same models in OUT")
 
     models = commands.add_parser("models", help="list the model catalog")
     models.add_argument("patterns", nargs="*", default=["all"], help="filter (names, globs, sets)")
@@ -112,18 +141,91 @@ def cmd_run(args, console: Console) -> int:
 
 
 def cmd_score(args, console: Console) -> int:
-    _score_and_print(args.out, console)
+    from runner.reduce import LabelOptions
+
+    options = LabelOptions(
+        omit=_load_npy(args.omit, "--omit"),
+        keep=_load_npy(args.keep, "--keep"),
+        custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
+        real=_load_real(args.real),
+    )
+    _score_and_print(args.out, console, options, args.reference)
     return 0
 
 
-def _score_and_print(out: str, console: Console) -> None:
-    from runner.reduce import score
+def _score_and_print(out: str, console: Console, options=None, reference: str | None = None) -> None:
+    from runner.reduce import LabelOptions, compare_with_reference, score
     from runner.results import print_table, write_results
 
-    rows = score(out)
+    rows = score(out, options or LabelOptions())
+    differ = compare_with_reference(rows, _read_csv(reference)) if reference else []
     print_table(console, rows)
+    if reference:
+        console.print(f"{len(differ)} row(s) differ from {reference}" + (":" if differ else ""))
+        for line in differ:
+            console.print(f"  {line}", highlight=False)
     paths = write_results(out, rows)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _load_npy(path: str | None, flag: str):
+    if path is None:
+        return None
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{flag}: cannot read {path} as .npy ({exc})") from None
+
+
+def _load_real(path: str | None):
+    if path is None:
+        return None
+    import json
+
+    try:
+        real = json.loads(open(path).read())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--real: cannot read {path} ({exc})") from None
+    if not isinstance(real, list) or not all(
+        isinstance(labels, list) and all(isinstance(x, int) for x in labels) for labels in real
+    ):
+        raise UserError(f"--real: {path} must be a JSON list of lists of class indices (real.json)")
+    return real
+
+
+def _read_csv(path: str) -> list[dict]:
+    import csv
+
+    try:
+        with open(path, newline="") as file:
+            rows = list(csv.DictReader(file))
+    except OSError as exc:
+        raise UserError(f"--reference: cannot read {path} ({exc.strerror})") from None
+    if not rows or not {"model", "acc1", "acc5"} <= set(rows[0]):
+        raise UserError(f"--reference: {path} needs model, acc1 and acc5 columns")
+    return rows
+
+
+def cmd_report(args, console: Console) -> int:
+    from pathlib import Path
+
+    from runner.report import write_report
+
+    if not (Path(args.out) / "results" / "accuracy.json").is_file():
+        _score_and_print(args.out, console)
+    for path in write_report(args.out):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def cmd_import_npy(args, console: Console) -> int:
+    from runner.import_npy import import_npy
+
+    imported = import_npy(args.dir, args.out, args.framework, args.ground_truth, args.overwrite)
+    console.print(f"imported {len(imported)} model(s) into {args.out}: {', '.join(imported)}")
+    return 0
 
 
 def cmd_models(args, console: Console) -> int:
@@ -177,6 +279,8 @@ def cmd_weights(args, console: Console) -> int:
 COMMANDS = {
     "run": cmd_run,
     "score": cmd_score,
+    "report": cmd_report,
+    "import-npy": cmd_import_npy,
     "models": cmd_models,
     "sample-data": cmd_sample_data,
     "weights": cmd_weights,

@@ -33,16 +33,22 @@ def write_results(out: str | Path, rows: list[dict]) -> list[Path]:
     return list(paths)
 
 
+def columns_of(rows: list[dict]) -> list[str]:
+    return [column for column in COLUMNS if any(column in row for row in rows)]
+
+
 def print_table(console: Console, rows: list[dict]) -> None:
     random = any(row["weights"] == "random" for row in rows)
     table = Table(title="kpbench accuracy" + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
-    shown = ("framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors",
-             "weights", "protocol")
+    optional = ("cacc1", "cacc5", "real_acc1", "acc1_delta", "acc5_delta")
+    shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
+             *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
+             "protocol"]
     for column in (*shown, "published"):
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
         published = f"{_fmt(row['published_acc1'])} / {_fmt(row['published_acc5'])}"
-        table.add_row(*(_fmt(row[column]) for column in shown), published)
+        table.add_row(*(_fmt(row.get(column)) for column in shown), published)
     console.print(table)
     missing = [f"{r['framework']}/{r['model']} ({r['missing']})" for r in rows if r["missing"]]
     if missing:
@@ -61,7 +67,7 @@ def _fmt(value) -> str:
 
 def _csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns_of(rows), lineterminator="\n", restval="")
     writer.writeheader()
     writer.writerows(rows)  # accuracies at full precision
     return buffer.getvalue()
@@ -69,7 +75,8 @@ def _csv(rows: list[dict]) -> str:
 
 def _markdown(rows: list[dict], random: bool) -> str:
     lines = [f"> **{RANDOM_NOTE}**", ""] if random else []
-    lines.append("| " + " | ".join(COLUMNS) + " |")
-    lines.append("|" + "---|" * len(COLUMNS))
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in COLUMNS) + " |" for row in rows]
+    columns = columns_of(rows)
+    lines.append("| " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * len(columns))
+    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"

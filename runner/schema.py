@@ -8,6 +8,7 @@ One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,26 +57,31 @@ def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.nda
 
 
 def predictions_table(
-    rows: list[dict], classes: np.ndarray, probs: np.ndarray, provenance: dict
+    image_ids: Sequence[str],
+    positions: Sequence[int],
+    labels: Sequence[int],
+    errors: Sequence[str | None],
+    classes: np.ndarray,
+    probs: np.ndarray,
+    provenance: dict,
 ) -> pa.Table:
-    """Build a shard table. `rows` are in position order, each with image_id, position,
-    label and error (None when the image was read); `classes`/`probs` hold the top-k of
-    the readable rows, in the same order."""
-    ok = np.array([row["error"] is None for row in rows], dtype=bool)
-    if ok.sum() != len(classes):
+    """Build a predictions table, one row per image. `errors[i]` is None when image i was
+    read; `classes`/`probs` hold the top-k of the readable images, in row order."""
+    ok = np.array([error is None for error in errors], dtype=bool)
+    if ok.sum() != len(classes) or len(classes) != len(probs):
         raise ValueError("one top-k row is needed per readable image")
-    full_classes = np.zeros((len(rows), TOP_K), np.int32)
-    full_probs = np.zeros((len(rows), TOP_K), np.float32)
+    full_classes = np.zeros((len(ok), TOP_K), np.int32)
+    full_probs = np.zeros((len(ok), TOP_K), np.float32)
     full_classes[ok], full_probs[ok] = classes, probs
-    mask = pa.array(~ok)
+    missing = pa.array(~ok)
     arrays = [
-        pa.array([row["image_id"] for row in rows], pa.string()),
-        pa.array([row["position"] for row in rows], pa.int64()),
-        pa.array([row["label"] for row in rows], pa.int32()),
-        _fixed_list(full_classes, pa.int32(), mask),
-        _fixed_list(full_probs, pa.float32(), mask),
-        pa.array([STATUS_OK if good else STATUS_ERROR for good in ok], pa.string()),
-        pa.array([row["error"] for row in rows], pa.string()),
+        pa.array(image_ids, pa.string()),
+        pa.array(positions, pa.int64()),
+        pa.array(labels, pa.int32()),
+        _fixed_list(full_classes, pa.int32(), missing),
+        _fixed_list(full_probs, pa.float32(), missing),
+        pa.array(np.where(ok, STATUS_OK, STATUS_ERROR), pa.string()),
+        pa.array(errors, pa.string()),
     ]
     table = pa.Table.from_arrays(arrays, schema=PREDICTION_SCHEMA)
     return table.replace_schema_metadata({PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)})
@@ -103,3 +109,7 @@ def read_provenance(path: str | Path) -> dict:
     if PROVENANCE_KEY not in metadata:
         raise ValueError(f"{path} is not a kpbench predictions file (no provenance)")
     return json.loads(metadata[PROVENANCE_KEY])
+
+
+def read_pair_key(table: pa.Table) -> str:
+    return json.loads(table.schema.metadata[PROVENANCE_KEY])["pair_key"]

@@ -1,0 +1,33 @@
+"""Hand-made prediction files with known answers, for reducer tests."""
+
+import numpy as np
+
+from runner.schema import predictions_table, shard_path, write_shard
+
+
+def provenance_for(framework, model, images, pair_key="k", weights="random", protocol="reference"):
+    return {
+        "framework": framework, "model": model, "pair_key": pair_key, "weights": weights,
+        "protocol": protocol, "batch_mode": "batched", "device": "cpu", "shard_seconds": 2.0,
+        "dataset": {"images": images},
+        "spec": {"published": {"northcutt2019": [50.0, 70.0], "documented": None},
+                 "documented_source": "docs", "family": model.rstrip("0123456789")},
+    }
+
+
+def write_pair(out, framework, model, labels, top5, errors=(), shard=0, start=0, images=None,
+               image_ids=None, **provenance):
+    """One shard of `labels` rows from position `start`; `top5[i]` is row i's top-5 (None for
+    the rows listed in `errors`, which are written as unreadable)."""
+    ok = [i for i in range(len(labels)) if i not in errors]
+    classes = np.array([top5[i] for i in ok], np.int32).reshape(-1, 5)
+    probs = np.tile(np.array([0.5, 0.2, 0.1, 0.1, 0.1], np.float32), (len(ok), 1))
+    prov = provenance_for(framework, model, images or len(labels), **provenance)
+    table = predictions_table(
+        image_ids or [f"img{start + i}" for i in range(len(labels))],
+        [start + i for i in range(len(labels))],
+        labels,
+        ["OSError: broken" if i in errors else None for i in range(len(labels))],
+        classes, probs, prov,
+    )
+    write_shard(table, shard_path(out, framework, model, shard))
