@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ class PairJob:
     protocol: str
     seed: int
     forward_batch: int  # images per forward pass: 1 for reproducible Keras
+    forward_threads: int  # one-image forward passes in flight at once (results do not change)
     batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
     threads: int
     out: str
@@ -84,16 +86,11 @@ class ShardPredictor:
         return ShardResult(shard.index, len(records), failed, seconds, str(path))
 
     def _top_k(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        size = self.recipe.output_size
         if not crops:
             return np.zeros((0, 5), np.int32), np.zeros((0, 5), np.float32)
-        batches = [
-            self.adapter.predict(np.stack(crops[i : i + self.job.forward_batch]))
-            for i in range(0, len(crops), self.job.forward_batch)
-        ]
-        probs = np.concatenate(batches)
+        probs = forward(self.adapter, np.stack(crops), self.job.forward_batch, self.job.forward_threads)
         if probs.shape != (len(crops), 1000):
-            raise RuntimeError(f"model returned {probs.shape} for {len(crops)} {size}px images")
+            raise RuntimeError(f"model returned {probs.shape} for {len(crops)} images")
         return top_k(probs)
 
     def _provenance(self, shard: Shard, seconds: float) -> dict:
@@ -111,6 +108,7 @@ class ShardPredictor:
             "recipe": self.recipe.model_dump(mode="json"),
             "batch_mode": job.batch_mode,
             "forward_batch": job.forward_batch,
+            "forward_threads": job.forward_threads,
             "dataset": job.dataset,
             "shard": asdict(shard),
             "shard_seconds": round(seconds, 4),
@@ -119,6 +117,16 @@ class ShardPredictor:
             **self.context,
             **self.adapter.provenance(),
         }
+
+
+def forward(adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:
+    """Probabilities for uint8 NHWC `images`, `forward_batch` images per forward pass.
+
+    One-image passes leave a device (or cores) idle between calls, so `forward_threads` of
+    them are kept in flight; each pass still sees one image, so the results do not change."""
+    chunks = [images[i : i + forward_batch] for i in range(0, len(images), forward_batch)]
+    with ThreadPoolExecutor(forward_threads if forward_batch == 1 else 1) as pool:
+        return np.concatenate(list(pool.map(adapter.predict, chunks)))
 
 
 @ray.remote(max_restarts=3, max_task_retries=3)

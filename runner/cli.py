@@ -79,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  "table `kpbench score` wrote (scoring first if it has not run).")
     report.add_argument("out", help="run folder")
 
+    compare = commands.add_parser(
+        "compare", help="how much two runs' predictions differ, per model in both",
+        description="Per (framework, model) in both runs: images compared, top-1 and top-5 set "
+        "agreement, changed top-1 predictions, largest probability difference (over classes in "
+        "both top-5 lists), accuracy difference (B - A).",
+    )
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("--require-identical", action="store_true",
+                         help="exit 1 when any prediction differs, naming the models")
+
     importer = commands.add_parser(
         "import-npy", help="convert the 2019 benchmark's top-5 .npy files into kpbench Parquet",
         description="Convert <model>_<framework>_imagenet_top5preds.npy / _top5probs.npy files "
@@ -220,6 +231,37 @@ def cmd_report(args, console: Console) -> int:
     return 0
 
 
+def cmd_compare(args, console: Console) -> int:
+    from runner.compare import compare_runs
+
+    rows = compare_runs(args.run_a, args.run_b)
+    table = Table(title=f"{args.run_a} (A) vs {args.run_b} (B)")
+    columns = ("framework", "model", "images", "top1_agreement", "top5_set_agreement",
+               "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("framework", "model") else "right")
+    for row in rows:
+        table.add_row(*(_fmt_compare(column, row[column]) for column in columns))
+    console.print(table)
+    different = [row for row in rows if not row["identical"]]
+    for row in different:
+        extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
+        console.print(f"differs: {row['framework']}/{row['model']}: {row['top1_changed']} changed top-1, "
+                      f"max |dp| {row['max_prob_diff']:.3g}" + "".join(f", {e}" for e in extra),
+                      highlight=False)
+    if not different:
+        console.print(f"identical: all {len(rows)} model(s) in both runs")
+    return 1 if args.require_identical and different else 0
+
+
+def _fmt_compare(column: str, value) -> str:
+    if column == "max_prob_diff":
+        return f"{value:.3g}"
+    if isinstance(value, float):
+        return f"{value:+.2f}" if column.endswith("_diff") else f"{value:.2f}"
+    return str(value)
+
+
 def cmd_import_npy(args, console: Console) -> int:
     from runner.import_npy import import_npy
 
@@ -281,6 +323,7 @@ COMMANDS = {
     "score": cmd_score,
     "report": cmd_report,
     "import-npy": cmd_import_npy,
+    "compare": cmd_compare,
     "models": cmd_models,
     "sample-data": cmd_sample_data,
     "weights": cmd_weights,

@@ -29,6 +29,9 @@ class RunConfig(BaseModel):
     keras_mode: Literal["reproducible", "batched"] = Field(
         "reproducible", description="reproducible = one image per Keras forward pass"
     )
+    forward_threads: PositiveInt = Field(
+        2, description="reproducible mode: one-image forward passes in flight at once"
+    )
     shard_size: PositiveInt = Field(1000, description="images per shard (one Parquet file each)")
     seed: int = Field(0, description="seed for random weights and framework RNGs")
     address: str | None = Field(None, description="Ray cluster address (else RAY_ADDRESS or local)")

@@ -90,6 +90,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         protocol=cfg.protocol,
         seed=cfg.seed,
         forward_batch=forward_batch,
+        forward_threads=cfg.forward_threads,
         batch_mode=batch_mode,
         threads=max(1, int(cfg.cpus_per_actor)),
         out=str(Path(cfg.out).resolve()),

@@ -100,13 +100,14 @@ class PairPredictions:
     top: np.ndarray  # (rows, 5) class indices, most probable first
     ok: np.ndarray  # readable
     val_numbers: np.ndarray | None  # ILSVRC2012_val_<n> file numbers - 1 (ReaL only; -1 if none)
+    probs: np.ndarray | None  # (rows, 5) probabilities of `top`, when asked for
     seconds: float | None
 
 
 def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]:
     """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first)."""
-    folders = sorted((Path(out) / "predictions").glob("framework=*/model=*"))
-    pairs = [_load(folder, need_ids=options.real is not None) for folder in folders]
+    folders = pair_folders(out)
+    pairs = [load_pair(folder, file_numbers=options.real is not None) for folder in folders]
     pairs = [pair for pair in pairs if pair is not None]
     if not pairs:
         raise UserError(f"no predictions under {Path(out) / 'predictions'}")
@@ -119,14 +120,22 @@ def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]
     return rows
 
 
-def _load(folder: Path, need_ids: bool) -> PairPredictions | None:
+def pair_folders(out: str | Path) -> list[Path]:
+    return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
+
+
+def load_pair(
+    folder: Path, file_numbers: bool = False, probabilities: bool = False
+) -> PairPredictions | None:
+    """A (framework, model)'s rows sorted by position; None when the folder has no files."""
     files = sorted(folder.glob("*.parquet"))
     if not files:
         return None
     provenances = [read_provenance(path) for path in files]
     if len({p["pair_key"] for p in provenances}) != 1:
         raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
-    columns = ["position", "label", "top5_class", "status"] + (["image_id"] if need_ids else [])
+    columns = ["position", "label", "top5_class", "status"]
+    columns += (["image_id"] if file_numbers else []) + (["top5_prob"] if probabilities else [])
     table = pq.read_table(files, columns=columns)
     positions = table["position"].to_numpy()
     order = np.argsort(positions, kind="stable")
@@ -134,18 +143,25 @@ def _load(folder: Path, need_ids: bool) -> PairPredictions | None:
     if len(positions) and (np.diff(positions) == 0).any():
         raise UserError(f"{folder} holds more than one row for some images")
     # error rows have a null list; -1 matches no label, and `ok` keeps them out anyway
-    no_prediction = pa.scalar([-1] * TOP_K, type=table.schema.field("top5_class").type)
-    top = pc.list_flatten(pc.fill_null(table["top5_class"], no_prediction)).to_numpy()
+    top = _matrix(table["top5_class"], -1)
     seconds = [p.get("shard_seconds") for p in provenances]
     return PairPredictions(
         provenance=provenances[0],
         positions=positions,
         labels=table["label"].to_numpy()[order],
-        top=top.reshape(-1, TOP_K)[order],
+        top=top[order],
         ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
-        val_numbers=_val_numbers(table["image_id"])[order] if need_ids else None,
+        val_numbers=_val_numbers(table["image_id"])[order] if file_numbers else None,
+        probs=_matrix(table["top5_prob"], np.nan)[order] if probabilities else None,
         seconds=sum(seconds) if None not in seconds else None,
     )
+
+
+def _matrix(column, fill) -> np.ndarray:
+    """A fixed-size-list column as a (rows, 5) array; error rows (null lists) hold `fill`,
+    which matches no label."""
+    no_prediction = pa.scalar([fill] * TOP_K, type=column.type)
+    return pc.list_flatten(pc.fill_null(column, no_prediction)).to_numpy().reshape(-1, TOP_K)
 
 
 def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:

@@ -142,11 +142,36 @@ def _framework_crop(framework: str, recipe, path: str) -> np.ndarray:
     return keras.utils.img_to_array(image, dtype="uint8")
 
 
+def keras_reproducibility(framework: str, args: dict) -> dict:
+    """kpbench's modes against `model.predict` on each image alone (the 2019 way)."""
+    from keras.applications import imagenet_utils
+
+    from runner.actors import forward
+    from runner.catalog import load_catalog
+    from runner.frameworks import load_adapter
+
+    spec = load_catalog().get(f"keras/{args['model']}")
+    adapter = load_adapter(spec, weights="random", seed=0, threads=0)
+    size = spec.input_size
+    images = np.random.default_rng(1).integers(0, 256, (args["images"], size, size, 3), np.uint8)
+    x = imagenet_utils.preprocess_input(images.astype(np.float32), mode=spec.preprocess)
+    one_by_one = np.concatenate([adapter.model.predict(x[i : i + 1], verbose=0) for i in range(len(x))])
+    reproducible = forward(adapter, images, forward_batch=1, forward_threads=2)
+    batched = forward(adapter, images, forward_batch=len(images), forward_threads=1)
+    return {
+        "reproducible_identical": bool(np.array_equal(reproducible, one_by_one)),
+        "batched_max_diff": float(np.abs(batched - one_by_one).max()),
+        "top1_spread": int(len(set(one_by_one.argmax(axis=1).tolist()))),
+        "max_prob": float(one_by_one.max()),
+    }
+
+
 CHECKS = {
     "build_and_predict": build_and_predict,
     "weights_metadata": weights_metadata,
     "load_pretrained": load_pretrained,
     "recipe_fidelity": recipe_fidelity,
+    "keras_reproducibility": keras_reproducibility,
 }
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ import os
 
 # torch.load only unpickles tensors and plain containers, whatever a caller asks for.
 os.environ.setdefault("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")
+# cuBLAS needs a fixed workspace for deterministic results (and deterministic algorithms
+# refuse to run without one); it must be set before CUDA initialises.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -36,6 +39,7 @@ def configure_determinism(seed: int) -> dict:
         "cudnn_benchmark": False,
         "cudnn_deterministic": True,
         "tf32": False,
+        "CUBLAS_WORKSPACE_CONFIG": os.environ["CUBLAS_WORKSPACE_CONFIG"],
     }
 
 
