@@ -14,10 +14,8 @@ in processes that import tensorflow. Installed by kpbench_tf_cuda12.pth (`import
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
-import warnings
 
 LIBRARIES = ("nvidia/cudnn/lib/libcudnn.so.9", "nvidia/nccl/lib/libnccl.so.2")
 
@@ -33,6 +31,9 @@ class _PreloadBeforeTensorFlow:
 
 
 def preload() -> list[str]:
+    import ctypes  # here, not at start-up: the .pth imports this module in every Python process
+    import warnings
+
     root = os.environ.get("KPBENCH_TF_CUDA_LIBS", "/opt/tf-cuda12")
     if "torch" in sys.modules:
         warnings.warn("torch is already imported: TensorFlow will use torch's CUDA 13 cuDNN and NCCL",

@@ -37,6 +37,8 @@ IMAGES = {
 # and one framework runs on a cuDNN built for the other's CUDA. The GPU image keeps torch's in
 # site-packages (torch finds them by DT_RPATH) and installs TensorFlow's from this separate lock into
 # /opt/tf-cuda12, which docker/kpbench_tf_cuda12.py preloads in processes that import tensorflow.
+# (Listing the files of every CUDA wheel in the GPU resolution, torch and tensorflow included,
+# found no other path that two packages share; recheck when torch or TensorFlow changes CUDA.)
 GPU_SPLIT = {
     "requirements-gpu.lock": (
         "requirements-gpu-tf-cuda12.lock",
