@@ -309,7 +309,11 @@ def test_tensorflow_imports_preload_their_own_cudnn(tmp_path):
 def _make_n(*args: str) -> str:
     if not shutil.which("make"):
         pytest.skip("make is not installed")
-    done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    overridable = {"IMAGE", "DATA", "OUT", "MODELS", "CONFIG", "GPUS", "DOCKER", "SHM_SIZE",
+                   "TORCH_CACHE", "KERAS_CACHE", "TORCH_HOME", "KERAS_HOME", "MAKEFLAGS"}
+    env = {key: value for key, value in os.environ.items() if key not in overridable}
+    done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
