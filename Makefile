@@ -1,5 +1,9 @@
 # kpbench: every target sets up .venv itself (pins in requirements.txt) and reuses it.
 # Overridable: CONFIG, DATA, OUT, MODELS (e.g. make run MODELS='pytorch/resnet18 keras/mobilenet').
+# Docker (README, "Docker and clusters"): IMAGE (set: `make run` runs in that image instead of
+# .venv; `make build`/`build-cpu` tag it, default kpbench:gpu / kpbench:cpu), GPUS (docker --gpus,
+# default all, none for an image named *cpu*), TORCH_CACHE and KERAS_CACHE (host weights caches,
+# mounted read-only), SHM_SIZE (/dev/shm for Ray's object store), DOCKER.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,10 +13,16 @@ SAMPLE ?= data/sample
 OUT    ?= runs/smoke
 DATA   ?=
 MODELS ?=
+IMAGE  ?=
+DOCKER ?= docker
+GPUS   ?= $(if $(findstring cpu,$(IMAGE)),,all)
+TORCH_CACHE ?= $(or $(TORCH_HOME),$(HOME)/.cache/torch)
+KERAS_CACHE ?= $(or $(KERAS_HOME),$(HOME)/.keras)
+SHM_SIZE    ?= 4g
 
 RUN_FLAGS = --config $(CONFIG) --out $(OUT) $(if $(DATA),--data $(DATA)) $(if $(MODELS),--models $(MODELS))
 
-.PHONY: setup run score test test-slow bench weights sample-data clean clean-venv
+.PHONY: setup run score test test-slow bench lint lock build build-cpu weights sample-data clean clean-venv
 
 # The stamp is newer than the pin file once installed, so a second `make` installs nothing.
 $(STAMP): requirements.txt pyproject.toml
@@ -28,15 +38,47 @@ $(SAMPLE)/classes.txt: | $(STAMP)
 
 sample-data: $(SAMPLE)/classes.txt
 
+ifeq ($(IMAGE),)
 run: $(STAMP) $(SAMPLE)/classes.txt
 	$(BIN)/kpbench run $(RUN_FLAGS)
+else
+# In the image, as the calling user: the config at /work/run.yaml (paths in it relative to /work),
+# ./data and ./configs at /work/data and /work/configs, DATA at /data (read-only), OUT at /out, the
+# weights caches read-only at /cache/{torch,keras} (the entrypoint mirrors them writable).
+DOCKER_RUN = $(DOCKER) run --rm --user $$(id -u):$$(id -g) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
+	$(if $(GPUS),--gpus $(GPUS)) \
+	-v $(CURDIR)/data:/work/data -v $(CURDIR)/configs:/work/configs:ro \
+	-v $(abspath $(CONFIG)):/work/run.yaml:ro -v $(abspath $(OUT)):/out \
+	$(if $(DATA),-v $(abspath $(DATA)):/data:ro) \
+	$(if $(wildcard $(TORCH_CACHE)),-v $(abspath $(TORCH_CACHE)):/cache/torch:ro) \
+	$(if $(wildcard $(KERAS_CACHE)),-v $(abspath $(KERAS_CACHE)):/cache/keras:ro) \
+	$(IMAGE)
+run:
+	mkdir -p data $(OUT)
+	$(if $(DATA),,test -f $(SAMPLE)/classes.txt || $(DOCKER_RUN) sample-data $(SAMPLE))
+	$(DOCKER_RUN) run --config /work/run.yaml --out /out $(if $(DATA),--data /data) $(if $(MODELS),--models $(MODELS))
+endif
 
 score: $(STAMP)
 	$(BIN)/kpbench score $(OUT)
 
-test: $(STAMP)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/pytest
+
+# ruff, and hadolint on the Dockerfiles (no Docker engine needed).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cpu
+
+# Regenerate docker/*.lock (hashes, Linux x86_64, the images' Python) from requirements.txt.
+lock: $(STAMP)
+	$(BIN)/python docker/locks.py lock
+
+build:
+	$(DOCKER) build -f docker/Dockerfile -t $(or $(IMAGE),kpbench:gpu) .
+
+build-cpu:
+	$(DOCKER) build -f docker/Dockerfile.cpu -t $(or $(IMAGE),kpbench:cpu) .
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
