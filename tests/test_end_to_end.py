@@ -1,16 +1,19 @@
 """kpbench run on generated data, two models per framework, local Ray with 2 fake GPUs."""
 
 import duckdb
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 import ray
 from rich.console import Console
 
 from runner.cli import main
+from runner.compare import compare_runs
 from runner.config import load_config
 from runner.data.index import open_dataset
 from runner.driver import run_benchmark
 from runner.errors import UserError
+from runner.reduce import load_pair
 from runner.schema import read_provenance
 
 MODELS = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras/resnet50"]
@@ -123,3 +126,30 @@ def test_rerun_resumes_without_recomputing(two_runs, sample_dir):
 def test_a_different_config_into_the_same_folder_is_refused(two_runs, sample_dir):
     with pytest.raises(UserError, match="different dataset or config.*--overwrite"):
         run_benchmark(_config(sample_dir, two_runs[0], seed=1), Console(quiet=True))
+
+
+@pytest.fixture(scope="module")
+def batched_keras_run(ray_two_fake_gpus, sample_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run_batched")
+    config = _config(sample_dir, out, models=["keras/resnet50"], keras_mode="batched", batch_size=4)
+    assert run_benchmark(config, Console(quiet=True)).failed == {}
+    return out
+
+
+def test_compare_batched_with_reproducible_keras(two_runs, batched_keras_run):
+    (row,) = compare_runs(two_runs[0], batched_keras_run)  # keras/resnet50 is the one in both
+    folder = "predictions/framework=keras/model=resnet50"
+    one, batched = (load_pair(out / folder, probabilities=True) for out in (two_runs[0], batched_keras_run))
+    assert read_provenance(next((batched_keras_run / folder).glob("*.parquet")))["batch_mode"] == "batched"
+    assert row["images"] == 15
+    assert row["top1_changed"] == int((one.top[:, 0] != batched.top[:, 0]).sum())
+    if np.array_equal(one.top, batched.top):
+        assert row["max_prob_diff"] == float(np.abs(one.probs - batched.probs).max())
+    assert row["identical"] == (
+        np.array_equal(one.top, batched.top) and np.array_equal(one.probs, batched.probs)
+    )
+
+
+def test_compare_two_reruns_is_identical(two_runs, capsys):
+    assert main(["compare", str(two_runs[0]), str(two_runs[1]), "--require-identical"]) == 0
+    assert f"identical: all {len(MODELS)} model(s)" in capsys.readouterr().out
