@@ -11,6 +11,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -58,6 +59,7 @@ class ShardPredictor:
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads)
+        self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
@@ -66,6 +68,7 @@ class ShardPredictor:
         }
 
     def run(self, shard: Shard, records: list[ImageRecord]) -> ShardResult:
+        _maybe_inject_fault(self.job, self.shards_done)
         started = time.perf_counter()
         crops, errors = [], []
         for record in records:
@@ -82,6 +85,7 @@ class ShardPredictor:
         )
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
+        self.shards_done += 1
         failed = sum(error is not None for error in errors)
         return ShardResult(shard.index, len(records), failed, seconds, str(path))
 
@@ -117,6 +121,24 @@ class ShardPredictor:
             **self.context,
             **self.adapter.provenance(),
         }
+
+
+# Test hook for fault injection (see README, "Failures"): with KPBENCH_FAULT_AFTER_SHARDS=k and
+# KPBENCH_FAULT_DIR=<folder>, an actor process dies abruptly (os._exit) when it starts its
+# (k+1)-th shard, once per (framework, model): a marker file in the folder records the crash so
+# the restarted actor carries on. The driver forwards these variables to its actors.
+FAULT_VARIABLES = ("KPBENCH_FAULT_AFTER_SHARDS", "KPBENCH_FAULT_DIR")
+
+
+def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
+    after, folder = (os.environ.get(name) for name in FAULT_VARIABLES)
+    if after is None or folder is None or shards_done != int(after):
+        return
+    marker = Path(folder) / f"{job.spec.framework}-{job.spec.name}.crashed"
+    if marker.exists():
+        return
+    marker.write_text(f"pid {os.getpid()} died in shard {shards_done + 1}\n")
+    os._exit(17)
 
 
 def forward(adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:

@@ -41,6 +41,7 @@ class RunConfig(BaseModel):
     local_gpus: int | None = Field(
         None, ge=0, description="GPUs a local Ray declares (default: detected; >0 fakes them)"
     )
+    dashboard: bool = Field(False, description="start the Ray dashboard (localhost only)")
     overwrite: bool = Field(False, description="replace predictions made with another config")
 
 

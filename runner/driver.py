@@ -16,13 +16,19 @@ from pathlib import Path
 import ray
 from rich.console import Console
 
-from runner.actors import PairActor, PairJob
+from runner.actors import FAULT_VARIABLES, PairActor, PairJob
 from runner.catalog import ModelSpec, load_catalog
 from runner.config import RunConfig
 from runner.data.index import DatasetIndex, Shard, open_dataset
 from runner.errors import UserError
 from runner.progress import RunProgress
-from runner.schema import SCHEMA_VERSION, read_provenance, shard_path
+from runner.schema import (
+    SCHEMA_VERSION,
+    clear_failure,
+    read_provenance,
+    record_failure,
+    shard_path,
+)
 
 IN_FLIGHT_PER_ACTOR = 2  # one shard computing, the next already queued at the actor
 
@@ -136,11 +142,12 @@ def _connect(cfg: RunConfig) -> bool:
     if ray.is_initialized():
         return False
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    common = {"logging_level": "ERROR", "include_dashboard": False}
     if address:
-        ray.init(address=address, **common)
+        ray.init(address=address, logging_level="ERROR")
     else:
-        ray.init(num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus, **common)
+        # The dashboard, when asked for, listens on localhost only (reach it by an SSH tunnel).
+        ray.init(num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus, logging_level="ERROR",
+                 include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
 
 
@@ -174,9 +181,12 @@ def _execute(cfg, dataset, plans, resources, console) -> RunOutcome:
     plans = [p for p in plans if p.todo]
     records = {s.index: dataset.shard_records(s) for p in plans for s in p.todo}
     actors, queues, waiting, in_flight = {}, {}, {}, {}
+    jobs = {plan.job.spec.key: plan.job for plan in plans}
+    fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
+    options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
     for plan in plans:
         key = plan.job.spec.key
-        actors[key] = PairActor.options(**resources).remote(plan.job)
+        actors[key] = PairActor.options(**options).remote(plan.job)
         queues[key] = deque(plan.todo)
         waiting[actors[key].ready.remote()] = key
 
@@ -187,6 +197,7 @@ def _execute(cfg, dataset, plans, resources, console) -> RunOutcome:
 
     def fail(key: str, reason: str) -> None:
         outcome.failed[key] = reason
+        record_failure(cfg.out, jobs[key], reason)
         queues[key].clear()
         for ref in [r for r, (k, _) in in_flight.items() if k == key]:
             del in_flight[ref]
@@ -219,6 +230,7 @@ def _execute(cfg, dataset, plans, resources, console) -> RunOutcome:
                 submit(key)
                 if not queues[key] and not any(k == key for k, _ in in_flight.values()):
                     ray.kill(actors.pop(key))  # frees its GPU/CPU for a waiting pair
+                    clear_failure(cfg.out, jobs[key])
                     progress.finished(key, "[green]done[/]")
     for key, reason in outcome.failed.items():
         console.print(f"[red]failed[/] {key}: {reason}")

@@ -15,6 +15,7 @@ set is not empty; rows are matched to ReaL entries by file name (ILSVRC2012_val_
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runner.errors import UserError
-from runner.schema import STATUS_OK, TOP_K, read_provenance
+from runner.schema import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (
@@ -34,7 +35,7 @@ COLUMNS = (
     "images", "errors", "missing", "weights", "protocol", "family",
     "published_acc1", "published_acc5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
-    "batch_mode", "images_per_s", "device",
+    "batch_mode", "images_per_s", "device", "status", "failure",
 )
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
 
@@ -106,13 +107,22 @@ class PairPredictions:
 
 def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]:
     """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first)."""
-    folders = pair_folders(out)
-    pairs = [load_pair(folder, file_numbers=options.real is not None) for folder in folders]
-    pairs = [pair for pair in pairs if pair is not None]
-    if not pairs:
-        raise UserError(f"no predictions under {Path(out) / 'predictions'}")
+    rows = []
     sets = real_label_sets(options.real) if options.real is not None else None
-    rows = [_score(pair, options, sets) for pair in pairs]
+    for folder in pair_folders(out):
+        pair = load_pair(folder, file_numbers=options.real is not None)
+        failure = _read_failure(folder)
+        if pair is not None:
+            row = _score(pair, options, sets)
+        elif failure is not None:
+            row = _failed_row(failure, options, sets)
+        else:
+            continue
+        row["status"] = "failed" if failure else ("incomplete" if row["missing"] else "ok")
+        row["failure"] = failure["reason"] if failure else None
+        rows.append(row)
+    if not rows:
+        raise UserError(f"no predictions under {Path(out) / 'predictions'}")
     for column in ("acc1", "acc5", "cacc1", "cacc5", "real_acc1"):
         if column in rows[0]:
             _rank(rows, column, column.replace("acc", "rank"))
@@ -122,6 +132,22 @@ def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]
 
 def pair_folders(out: str | Path) -> list[Path]:
     return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
+
+
+def _read_failure(folder: Path) -> dict | None:
+    path = folder / FAILURE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _failed_row(failure: dict, options: LabelOptions, sets) -> dict:
+    """A pair with no predictions at all: every figure NaN, every image missing."""
+    empty = PairPredictions(
+        provenance={**failure, "batch_mode": None, "device": None},
+        positions=np.zeros(0, np.int64), labels=np.zeros(0, np.int64),
+        top=np.zeros((0, TOP_K), np.int64), ok=np.zeros(0, bool),
+        val_numbers=np.zeros(0, np.int64) if sets is not None else None, probs=None, seconds=None,
+    )
+    return _score(empty, options, sets)
 
 
 def load_pair(

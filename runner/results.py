@@ -43,18 +43,24 @@ def print_table(console: Console, rows: list[dict]) -> None:
     optional = ("cacc1", "cacc5", "real_acc1", "acc1_delta", "acc5_delta")
     shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
              *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
-             "protocol"]
+             "protocol", "status"]
     for column in (*shown, "published"):
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
         published = f"{_fmt(row['published_acc1'])} / {_fmt(row['published_acc5'])}"
         table.add_row(*(_fmt(row.get(column)) for column in shown), published)
     console.print(table)
-    missing = [f"{r['framework']}/{r['model']} ({r['missing']})" for r in rows if r["missing"]]
+    for row in rows:
+        if row["status"] == "failed":
+            console.print(f"[red]failed[/] {row['framework']}/{row['model']}: {row['failure']}",
+                          highlight=False)
+    missing = [f"{r['framework']}/{r['model']} ({r['missing']})"
+               for r in rows if r["missing"] and r["status"] != "failed"]
     if missing:
         console.print("[yellow]incomplete[/]: images without a prediction: " + ", ".join(missing))
     if any(row["errors"] for row in rows):
-        console.print("accuracy is over the images each model could read; see the errors column")
+        counts = ", ".join(f"{r['framework']}/{r['model']} {r['errors']}" for r in rows if r["errors"])
+        console.print(f"accuracy is over the images each model could read; unreadable: {counts}")
 
 
 def _fmt(value) -> str:

@@ -113,3 +113,22 @@ def read_provenance(path: str | Path) -> dict:
 
 def read_pair_key(table: pa.Table) -> str:
     return json.loads(table.schema.metadata[PROVENANCE_KEY])["pair_key"]
+
+
+# A (framework, model) that failed (could not load, or its actor kept dying) leaves this file in
+# its folder, so the table shows it; the leading "_" keeps pyarrow.dataset and "*.parquet" globs
+# from reading it. A later successful run of the pair removes it.
+FAILURE_FILE = "_failed.json"
+
+
+def record_failure(out: str | Path, job, reason: str) -> None:
+    path = shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE)
+    document = {"framework": job.spec.framework, "model": job.spec.name, "reason": reason,
+                "run_id": job.run_id, "weights": job.weights, "protocol": job.protocol,
+                "dataset": job.dataset, "spec": job.spec.model_dump(mode="json")}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1))
+
+
+def clear_failure(out: str | Path, job) -> None:
+    shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE).unlink(missing_ok=True)

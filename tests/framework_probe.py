@@ -166,12 +166,31 @@ def keras_reproducibility(framework: str, args: dict) -> dict:
     }
 
 
+def save_random_checkpoint(framework: str, names: list[str]) -> dict:
+    """Stand-in 'pretrained' weights: a random state dict saved where torchvision caches the
+    real file (the hash in its name is only checked on download). For offline tests."""
+    import torch
+
+    from runner.catalog import load_catalog
+    from runner.frameworks import pytorch
+
+    out = {}
+    for name in names:
+        spec = load_catalog().get(f"pytorch/{name}")
+        path = pytorch.cached_weights_path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(pytorch._build(spec, pretrained=False).state_dict(), path)
+        out[name] = str(path)
+    return out
+
+
 CHECKS = {
     "build_and_predict": build_and_predict,
     "weights_metadata": weights_metadata,
     "load_pretrained": load_pretrained,
     "recipe_fidelity": recipe_fidelity,
     "keras_reproducibility": keras_reproducibility,
+    "save_random_checkpoint": save_random_checkpoint,
 }
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """Bad input: one clear line on stderr, a non-zero exit, and nothing started."""
 
+import shutil
+
 import pytest
 
 from .conftest import run_cli
@@ -9,6 +11,15 @@ from .conftest import run_cli
 def empty_dir(tmp_path):
     (tmp_path / "empty").mkdir()
     return tmp_path / "empty"
+
+
+def _flat_with_wrong_labels(tmp_path, sample_dir):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for image in list((sample_dir / "val").glob("*/*.JPEG"))[:3]:
+        shutil.copy(image, flat / image.name)
+    (tmp_path / "labels.csv").write_text("file,label\nother.JPEG,1\n")
+    return ["--data", str(flat), "--labels", str(tmp_path / "labels.csv")]
 
 
 def _config(tmp_path, text):
@@ -33,9 +44,16 @@ def _config(tmp_path, text):
          "batch_size: Input should be a valid integer"),
         (lambda t, s: ["--config", str(t / "nope.yaml")], "config file not found"),
         (lambda t, s: ["--data", str(s / "val")], "has 5 class folders, not 1000"),
+        (lambda t, s: ["--config", _config(t, f"data: {s}/val\nbatch_size: 0\n")],
+         "batch_size: Input should be greater than 0"),
+        (lambda t, s: ["--config", _config(t, f"data: {s}/val\nweights: imagenet\n")],
+         "weights: Input should be 'pretrained' or 'random'"),
+        (lambda t, s: ["--config", _config(t, "data: [1, 2\n")], "not valid YAML"),
+        (_flat_with_wrong_labels, "3 of 3 images"),
     ],
     ids=["unknown-model", "missing-folder", "empty-folder", "unknown-key", "negative-size",
-         "wrong-type", "missing-config", "partial-classes-without-list"],
+         "wrong-type", "missing-config", "partial-classes-without-list", "zero-size",
+         "bad-choice", "bad-yaml", "labels-not-matching-files"],
 )
 def test_bad_input_is_one_line_before_any_actor(tmp_path, sample_dir, empty_dir, make_args,
                                                 message):

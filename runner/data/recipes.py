@@ -8,6 +8,7 @@ decoded crops can be shared between models.
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -87,7 +88,25 @@ def center_crop(image: Image.Image, side: int) -> Image.Image:
 
 
 def decode_rgb(path: str) -> Image.Image:
-    """Open and fully decode an image file as RGB (CMYK, grayscale and palette images convert)."""
-    with Image.open(path) as image:
-        image.load()
-        return image.convert("RGB")
+    """Open and fully decode an image file as 8-bit RGB.
+
+    Decoding goes by content, not by extension (PNG bytes named .JPEG decode as PNG).
+    CMYK, grayscale and palette images convert as torchvision's and Keras' loaders convert
+    them; 16-bit images are scaled to 8 bits first (a plain convert would clip them to white).
+    An image over PIL's decompression-bomb limit raises instead of warning: the limit stays on.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Palette transparency: converting straight to RGB is what the frameworks' loaders do.
+        warnings.filterwarnings("ignore", "Palette images with Transparency", UserWarning)
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return _sixteen_bit_to_rgb(image)
+            return image.convert("RGB")
+
+
+def _sixteen_bit_to_rgb(image: Image.Image) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.uint32)
+    scaled = (pixels >> 8) if pixels.max(initial=0) > 255 else pixels
+    return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
