@@ -1,5 +1,9 @@
 """Work inside one Ray actor: load one (model, framework) pair, then turn shards into Parquet.
 
+An actor does two kinds of work, in two concurrency groups so that they overlap:
+`decode` turns a shard's images into uint8 crops for a recipe (for its own model and for every
+other model with the same recipe: the driver hands the crops to all of them), and `infer` runs
+the model on crops and writes the shard's Parquet file.
 `ShardPredictor` is plain Python (testable without Ray); `PairActor` is its Ray wrapper.
 """
 
@@ -18,8 +22,9 @@ import ray
 
 from runner import __version__
 from runner.catalog import ModelSpec
+from runner.data.decode import load_crops
 from runner.data.index import ImageRecord, Shard
-from runner.data.recipes import decode_rgb
+from runner.data.recipes import Recipe
 from runner.errors import UserError
 from runner.schema import SCHEMA_VERSION, predictions_table, shard_path, top_k, write_shard
 
@@ -37,10 +42,16 @@ class PairJob:
     forward_threads: int  # one-image forward passes in flight at once (results do not change)
     batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
     threads: int
+    decode_threads: int  # images decoded in parallel within one shard
     out: str
     run_id: str
     pair_key: str
     dataset: dict
+
+
+# A shard's model inputs: uint8 crops of its readable images (in order), and per record the
+# reason it could not be read (None when it could).
+Crops = tuple[np.ndarray, list]
 
 
 @dataclass(frozen=True)
@@ -67,17 +78,14 @@ class ShardPredictor:
             "actor_started": time.time(),
         }
 
-    def run(self, shard: Shard, records: list[ImageRecord]) -> ShardResult:
+    def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
+        """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
+        images, errors = crops
+        if len(errors) != len(records) or len(images) != errors.count(None):
+            raise ValueError(f"crops do not match shard {shard.index}")
         started = time.perf_counter()
-        crops, errors = [], []
-        for record in records:
-            try:
-                crops.append(self.recipe.apply(decode_rgb(record.path)))
-                errors.append(None)
-            except Exception as exc:  # any decode failure becomes an error row, never a drop
-                errors.append(f"{type(exc).__name__}: {exc}")
-        classes, probs = self._top_k(crops)
+        classes, probs = self._top_k(images)
         seconds = time.perf_counter() - started
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
@@ -86,15 +94,15 @@ class ShardPredictor:
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
         self.shards_done += 1
-        failed = sum(error is not None for error in errors)
+        failed = len(errors) - len(images)
         return ShardResult(shard.index, len(records), failed, seconds, str(path))
 
-    def _top_k(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        if not crops:
+    def _top_k(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(images):
             return np.zeros((0, 5), np.int32), np.zeros((0, 5), np.float32)
-        probs = forward(self.adapter, np.stack(crops), self.job.forward_batch, self.job.forward_threads)
-        if probs.shape != (len(crops), 1000):
-            raise RuntimeError(f"model returned {probs.shape} for {len(crops)} images")
+        probs = forward(self.adapter, images, self.job.forward_batch, self.job.forward_threads)
+        if probs.shape != (len(images), 1000):
+            raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs)
 
     def _provenance(self, shard: Shard, seconds: float) -> dict:
@@ -151,13 +159,14 @@ def forward(adapter, images: np.ndarray, forward_batch: int, forward_threads: in
         return np.concatenate(list(pool.map(adapter.predict, chunks)))
 
 
-@ray.remote(max_restarts=3, max_task_retries=3)
+@ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
 class PairActor:
-    """One actor per (model, framework). A load failure is reported by ready(), not raised,
+    """One replica of a (model, framework). A load failure is reported by ready(), not raised,
     so the driver can fail this pair alone with a clear message."""
 
     def __init__(self, job: PairJob):
         self.error: str | None = None
+        self.decode_threads = job.decode_threads
         gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
         try:
             self.predictor = ShardPredictor(job, gpu_ids)
@@ -170,5 +179,12 @@ class PairActor:
     def ready(self) -> str | None:
         return self.error
 
-    def run_shard(self, shard: Shard, records: list[ImageRecord]) -> ShardResult:
-        return self.predictor.run(shard, records)
+    # Two return objects: the driver checks the small one (the errors) without fetching the crops.
+    @ray.method(concurrency_group="decode", num_returns=2)
+    def decode(self, recipe: Recipe, records: list[ImageRecord]) -> Crops:
+        return load_crops(records, recipe, self.decode_threads)
+
+    @ray.method(concurrency_group="infer")
+    def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
+              errors: list) -> ShardResult:
+        return self.predictor.run(shard, records, (images, errors))

@@ -79,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  "table `kpbench score` wrote (scoring first if it has not run).")
     report.add_argument("out", help="run folder")
 
+    pack = commands.add_parser(
+        "pack", help="write a dataset as Parquet shards of image bytes (local path or URI)",
+        description="Pack DATA (as `run` would read it) into URI/part-*.parquet plus a manifest; "
+        "`kpbench run --data URI` then streams it from any pyarrow filesystem (s3://, gs://, ...).",
+    )
+    pack.add_argument("data", help="dataset folder")
+    pack.add_argument("uri", help="where to write: a local path, file://, s3://, gs://, ...")
+    pack.add_argument("--labels", help="labels file for a flat folder (as for run)")
+    pack.add_argument("--classes", help="full class list (as for run)")
+    pack.add_argument("--rows-per-file", type=int, default=1000, help="images per part file")
+
     compare = commands.add_parser(
         "compare", help="how much two runs' predictions differ, per model in both",
         description="Per (framework, model) in both runs: images compared, top-1 and top-5 set "
@@ -231,6 +242,21 @@ def cmd_report(args, console: Console) -> int:
     return 0
 
 
+def cmd_pack(args, console: Console) -> int:
+    from rich.progress import Progress
+
+    from runner.data.index import open_dataset
+    from runner.data.packed import pack_dataset
+
+    index = open_dataset(args.data, args.labels, args.classes)
+    with Progress(console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task("packing", total=len(index))
+        parts = pack_dataset(index, args.uri, args.rows_per_file,
+                             lambda n: progress.advance(task, n))
+    console.print(f"packed {len(index)} images into {parts} part file(s) at {args.uri}")
+    return 0
+
+
 def cmd_compare(args, console: Console) -> int:
     from runner.compare import compare_runs
 
@@ -324,6 +350,7 @@ COMMANDS = {
     "report": cmd_report,
     "import-npy": cmd_import_npy,
     "compare": cmd_compare,
+    "pack": cmd_pack,
     "models": cmd_models,
     "sample-data": cmd_sample_data,
     "weights": cmd_weights,

@@ -32,6 +32,10 @@ class RunConfig(BaseModel):
     forward_threads: PositiveInt = Field(
         2, description="reproducible mode: one-image forward passes in flight at once"
     )
+    decode_threads: PositiveInt = Field(2, description="images decoded in parallel per shard")
+    replicas: PositiveInt | Literal["auto"] = Field(
+        "auto", description="most actors one model may get (auto: as many as there are slots)"
+    )
     shard_size: PositiveInt = Field(1000, description="images per shard (one Parquet file each)")
     seed: int = Field(0, description="seed for random weights and framework RNGs")
     address: str | None = Field(None, description="Ray cluster address (else RAY_ADDRESS or local)")

@@ -9,28 +9,21 @@ import hashlib
 import json
 import os
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
 from rich.console import Console
 
-from runner.actors import FAULT_VARIABLES, PairActor, PairJob
+from runner.actors import FAULT_VARIABLES, PairJob
 from runner.catalog import ModelSpec, load_catalog
 from runner.config import RunConfig
 from runner.data.index import DatasetIndex, Shard, open_dataset
 from runner.errors import UserError
+from runner.execute import Execution
 from runner.progress import RunProgress
-from runner.schema import (
-    SCHEMA_VERSION,
-    clear_failure,
-    read_provenance,
-    record_failure,
-    shard_path,
-)
-
-IN_FLIGHT_PER_ACTOR = 2  # one shard computing, the next already queued at the actor
+from runner.schedule import LOAD_SECONDS, PairState, Scheduler, estimate_image_seconds, lower_bound, simulate
+from runner.schema import SCHEMA_VERSION, read_provenance, shard_path
 
 
 @dataclass
@@ -69,8 +62,18 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
     owns_ray = _connect(cfg)
     try:
         resources = _actor_resources(cfg)
-        _print_plan(console, cfg, dataset, plans, resources)
-        return _execute(cfg, dataset, plans, resources, console)
+        slots = _slots(cfg, resources)
+        plans = [plan for plan in plans if plan.todo]
+        scheduler = Scheduler(_pair_states(cfg, plans, slots, "num_gpus" in resources))
+        _print_plan(console, cfg, dataset, plans, resources, slots, scheduler)
+        fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
+        options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
+        totals = {p.job.spec.key: sum(s.size for s in p.todo) for p in plans}
+        with RunProgress(console, totals) as progress:
+            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()
+        for key, reason in failed.items():
+            console.print(f"[red]failed[/] {key}: {reason}", highlight=False)
+        return RunOutcome(out=cfg.out, failed=failed)
     finally:
         if owns_ray:
             ray.shutdown()
@@ -99,6 +102,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         forward_threads=cfg.forward_threads,
         batch_mode=batch_mode,
         threads=max(1, int(cfg.cpus_per_actor)),
+        decode_threads=cfg.decode_threads,
         out=str(Path(cfg.out).resolve()),
         run_id=run_id,
         pair_key=pair_key,
@@ -158,10 +162,36 @@ def _actor_resources(cfg: RunConfig) -> dict:
     return {"num_cpus": cfg.cpus_per_actor}
 
 
-def _print_plan(console, cfg, dataset, plans, resources) -> None:
+def _slots(cfg: RunConfig, resources: dict) -> int:
+    """How many actors fit at once: per node, its GPUs (or CPUs) over one actor's share."""
+    resource, share = ("GPU", cfg.gpus_per_actor) if "num_gpus" in resources else ("CPU", cfg.cpus_per_actor)
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    return max(1, sum(int(node.get(resource, 0) / share + 1e-9) for node in nodes))
+
+
+def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool) -> list[PairState]:
+    max_replicas = slots if cfg.replicas == "auto" else cfg.replicas
+    return [
+        PairState(
+            key=plan.job.spec.key,
+            shards_left=len(plan.todo),
+            shard_seconds=cfg.shard_size * estimate_image_seconds(
+                plan.job.spec.gflops, gpus, one_image=plan.job.forward_batch == 1),
+            load_seconds=LOAD_SECONDS,
+            max_replicas=max_replicas,
+        )
+        for plan in plans
+    ]
+
+
+def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler) -> None:
     cluster = ray.cluster_resources()
     todo = sum(len(p.todo) for p in plans)
     resumed = sum(p.done for p in plans)
+    states = list(scheduler.pairs.values())
+    estimate = simulate(states, slots)
+    bound = max(lower_bound(states, slots))
+    recipes = {p.job.spec.recipe(p.job.protocol).key for p in plans}
     console.print(
         f"[bold]kpbench[/]: {len(plans)} model(s) x {len(dataset)} images "
         f"({len(dataset.shards(cfg.shard_size))} shards of {cfg.shard_size}), "
@@ -172,78 +202,20 @@ def _print_plan(console, cfg, dataset, plans, resources) -> None:
         + ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in resources.items())
         + f"; shards to run: {todo}" + (f", already done: {resumed}" if resumed else "")
     )
+    console.print(
+        f"  plan: {slots} actor slot(s); replicas per model: {cfg.replicas} (added while a model "
+        f"would finish last); {len(recipes)} distinct preprocessing recipe(s), each image decoded "
+        f"once per recipe; rough estimate {_duration(estimate.makespan)} "
+        f"(lower bound {_duration(bound)}; from GFLOPs, the live ETA is measured)"
+    )
+    for state in sorted(states, key=lambda s: -s.shards_left * s.shard_seconds):
+        console.print(f"    {state.key:<32} {state.shards_left:>5} shards  ~{_duration(state.shard_seconds)}"
+                      f"/shard  replicas planned: {estimate.replicas[state.key]}", highlight=False)
     if cfg.weights == "random":
         console.print("  [bold yellow]weights: random[/] - accuracies measure nothing but the pipeline")
 
 
-def _execute(cfg, dataset, plans, resources, console) -> RunOutcome:
-    outcome = RunOutcome(out=cfg.out)
-    plans = [p for p in plans if p.todo]
-    records = {s.index: dataset.shard_records(s) for p in plans for s in p.todo}
-    actors, queues, waiting, in_flight = {}, {}, {}, {}
-    jobs = {plan.job.spec.key: plan.job for plan in plans}
-    fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
-    options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
-    for plan in plans:
-        key = plan.job.spec.key
-        actors[key] = PairActor.options(**options).remote(plan.job)
-        queues[key] = deque(plan.todo)
-        waiting[actors[key].ready.remote()] = key
-
-    def submit(key: str) -> None:
-        while queues[key] and sum(k == key for k, _ in in_flight.values()) < IN_FLIGHT_PER_ACTOR:
-            shard = queues[key].popleft()
-            in_flight[actors[key].run_shard.remote(shard, records[shard.index])] = (key, shard)
-
-    def fail(key: str, reason: str) -> None:
-        outcome.failed[key] = reason
-        record_failure(cfg.out, jobs[key], reason)
-        queues[key].clear()
-        for ref in [r for r, (k, _) in in_flight.items() if k == key]:
-            del in_flight[ref]
-        ray.kill(actors.pop(key))
-        progress.finished(key, "[red]failed[/]")
-
-    totals = {p.job.spec.key: sum(s.size for s in p.todo) for p in plans}
-    with RunProgress(console, totals) as progress:
-        while waiting or in_flight:
-            ready, _ = ray.wait([*waiting, *in_flight], num_returns=1, timeout=1.0)
-            for ref in ready:
-                if ref in waiting:
-                    key = waiting.pop(ref)
-                    error = _get(ref)
-                    if error:
-                        fail(key, error)
-                    else:
-                        progress.started(key)
-                        submit(key)
-                    continue
-                if ref not in in_flight:  # its pair failed meanwhile
-                    continue
-                key, _shard = in_flight.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    fail(key, _first_line(exc))
-                    continue
-                progress.advance(key, result.images)
-                submit(key)
-                if not queues[key] and not any(k == key for k, _ in in_flight.values()):
-                    ray.kill(actors.pop(key))  # frees its GPU/CPU for a waiting pair
-                    clear_failure(cfg.out, jobs[key])
-                    progress.finished(key, "[green]done[/]")
-    for key, reason in outcome.failed.items():
-        console.print(f"[red]failed[/] {key}: {reason}")
-    return outcome
-
-
-def _get(ref) -> str | None:
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayError as exc:
-        return _first_line(exc)
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [line for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

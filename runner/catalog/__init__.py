@@ -52,6 +52,7 @@ class ModelSpec(BaseModel):
     preprocess: Literal["torch", "tf", "caffe"]
     recipes: dict[Protocol, Recipe]  # decode/resize/crop per protocol
     published: Published = Field(default_factory=Published)
+    gflops: float | None = None  # multiply-adds per image, in billions: a cost estimate for planning
     documented_source: str  # where `published.documented` comes from
 
     @property

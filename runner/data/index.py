@@ -32,8 +32,9 @@ _WNID = re.compile(r"^n\d{8}$")
 class ImageRecord:
     position: int  # index in the dataset's sorted order (the 2019 files' row number)
     image_id: str  # path relative to the dataset root, '/'-separated; unique
-    path: str  # absolute path on the machine that built the index
+    path: str  # absolute path on the machine that built the index, or a packed part's URI
     label: int  # class index in sorted-class-list order
+    row: int | None = None  # row in the packed part file; None for a plain image file
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,15 @@ class DatasetIndex:
 
 
 def open_dataset(data: str, labels: str | None = None, classes: str | None = None) -> DatasetIndex:
-    """Index a dataset folder; every problem is a UserError with one clear line."""
+    """Index a dataset folder or pack; every problem is a UserError with one clear line."""
+    from runner.data.packed import is_packed, open_packed
+
+    if is_packed(data):
+        if labels or classes:
+            raise UserError(f"{data} is a packed dataset: its labels and classes are inside it")
+        return open_packed(data)
+    if "://" in data:
+        raise UserError(f"no packed dataset at {data} (expected its kpbench-pack.json)")
     root = Path(data).expanduser().resolve()
     if not root.exists():
         raise UserError(f"data folder not found: {data}")

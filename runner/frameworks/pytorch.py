@@ -85,7 +85,8 @@ class TorchAdapter:
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
         # Same arithmetic as ToTensor() + Normalize(): /255, then (x - mean) / std.
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(255)
+        # the batch may be a read-only view of the object store: copy it into a tensor
+        x = torch.tensor(batch).to(self.device).permute(0, 3, 1, 2).float().div(255)
         x = normalize(x, IMAGENET_MEAN, IMAGENET_STD)
         logits = self.model(x)
         return torch.softmax(logits, dim=1).float().cpu().numpy()

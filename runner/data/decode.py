@@ -1,0 +1,54 @@
+"""Turning a shard's records into model inputs: read bytes, decode, apply the recipe.
+
+Every record gives either a crop or an error message; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from runner.data.index import ImageRecord
+from runner.data.packed import read_packed_images
+from runner.data.recipes import Recipe, decode_rgb
+
+
+def load_crops(records: list[ImageRecord], recipe: Recipe, threads: int) -> tuple[np.ndarray, list]:
+    """uint8 crops (readable images only, in record order) and one error (or None) per record.
+    PIL releases the GIL while decoding and resizing, so threads decode in parallel."""
+    sources = _sources(records)
+
+    def one(i: int):
+        try:
+            return recipe.apply(decode_rgb(sources[i])), None
+        except Exception as exc:  # any failure becomes an error row, never a drop
+            return None, _reason(exc, sources[i], records[i].image_id)
+
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        results = list(pool.map(one, range(len(records))))
+    crops = [crop for crop, _ in results if crop is not None]
+    size = recipe.output_size
+    stacked = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
+    return stacked, [error for _, error in results]
+
+
+def _sources(records: list[ImageRecord]) -> list:
+    """A path per plain file; the bytes (as a file object) per packed image."""
+    sources: list = [record.path for record in records]
+    wanted = defaultdict(list)
+    for i, record in enumerate(records):
+        if record.row is not None:
+            wanted[record.path].append(i)
+    for location, indices in wanted.items():
+        blobs = read_packed_images(location, [records[i].row for i in indices])
+        for i, blob in zip(indices, blobs, strict=True):
+            sources[i] = io.BytesIO(blob)
+    return sources
+
+
+def _reason(exc: Exception, source, image_id: str) -> str:
+    # PIL names a file object by its repr; name the image instead
+    return f"{type(exc).__name__}: {exc}".replace(repr(source), repr(image_id))
