@@ -49,9 +49,9 @@ class PairJob:
     dataset: dict
 
 
-# A shard's model inputs: uint8 crops of its readable images (in order), and per record the
-# reason it could not be read (None when it could).
-Crops = tuple[np.ndarray, list]
+# A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
+# (load_crops): per record the reason it could not be read (None when it could), decode id, time.
+Crops = tuple[np.ndarray, dict]
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,18 @@ class ShardPredictor:
     def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
         """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
-        images, errors = crops
+        images, report = crops
+        errors = report["errors"]
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
         started = time.perf_counter()
         classes, probs = self._top_k(images)
         seconds = time.perf_counter() - started
+        decode = {k: report[k] for k in ("decode_id", "decoded_by", "decode_seconds")}
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
-            [r.label for r in records], errors, classes, probs, self._provenance(shard, seconds),
+            [r.label for r in records], errors, classes, probs,
+            {**self._provenance(shard, seconds), "decode": decode},
         )
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
@@ -179,12 +182,12 @@ class PairActor:
     def ready(self) -> str | None:
         return self.error
 
-    # Two return objects: the driver checks the small one (the errors) without fetching the crops.
+    # Two return objects: the driver checks the small one (the report) without fetching the crops.
     @ray.method(concurrency_group="decode", num_returns=2)
     def decode(self, recipe: Recipe, records: list[ImageRecord]) -> Crops:
         return load_crops(records, recipe, self.decode_threads)
 
     @ray.method(concurrency_group="infer")
     def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
-              errors: list) -> ShardResult:
-        return self.predictor.run(shard, records, (images, errors))
+              report: dict) -> ShardResult:
+        return self.predictor.run(shard, records, (images, report))

@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
 
 from runner.catalog import FRAMEWORKS, Framework, Protocol
 from runner.errors import UserError, did_you_mean
@@ -33,8 +41,12 @@ class RunConfig(BaseModel):
         2, description="reproducible mode: one-image forward passes in flight at once"
     )
     decode_threads: PositiveInt = Field(2, description="images decoded in parallel per shard")
+    share_decoding: bool = Field(True, description="decode each image once per recipe, for all models")
     replicas: PositiveInt | Literal["auto"] = Field(
         "auto", description="most actors one model may get (auto: as many as there are slots)"
+    )
+    replica_start_seconds: NonNegativeFloat = Field(
+        20.0, description="estimated cost of starting a replica; lower adds replicas more eagerly"
     )
     shard_size: PositiveInt = Field(1000, description="images per shard (one Parquet file each)")
     seed: int = Field(0, description="seed for random weights and framework RNGs")

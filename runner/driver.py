@@ -22,7 +22,7 @@ from runner.data.index import DatasetIndex, Shard, open_dataset
 from runner.errors import UserError
 from runner.execute import Execution
 from runner.progress import RunProgress
-from runner.schedule import LOAD_SECONDS, PairState, Scheduler, estimate_image_seconds, lower_bound, simulate
+from runner.schedule import PairState, Scheduler, estimate_image_seconds, lower_bound, simulate
 from runner.schema import SCHEMA_VERSION, read_provenance, shard_path
 
 
@@ -177,7 +177,7 @@ def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool) 
             shards_left=len(plan.todo),
             shard_seconds=cfg.shard_size * estimate_image_seconds(
                 plan.job.spec.gflops, gpus, one_image=plan.job.forward_batch == 1),
-            load_seconds=LOAD_SECONDS,
+            load_seconds=cfg.replica_start_seconds,
             max_replicas=max_replicas,
         )
         for plan in plans

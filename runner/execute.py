@@ -42,7 +42,7 @@ class Replica:
 @dataclass
 class CropEntry:
     images: object  # object ref: uint8 crops of the readable images
-    errors: object  # object ref: per record, why it could not be read (or None)
+    report: object  # object ref: per record why it could not be read (or None), decode id, time
     decoder: int  # replica id doing the decode
     ready: bool = False
     consumers: set[str] = field(default_factory=set)  # pairs that will infer from it
@@ -66,6 +66,12 @@ class Execution:
         self.free_slots = slots
         self.pairs = {p.job.spec.key: PairRun(p.job, deque(p.todo)) for p in plans}
         self.recipes = {key: pair.job.spec.recipe(pair.job.protocol) for key, pair in self.pairs.items()}
+        # Pairs with equal decode keys share decoded crops: the recipe, or (sharing off, to
+        # measure or compare) the recipe and the pair.
+        self.decode_keys = {
+            key: recipe.key if cfg.share_decoding else f"{key}:{recipe.key}"
+            for key, recipe in self.recipes.items()
+        }
         self.records: dict[int, list[ImageRecord]] = {}
         self.replicas: dict[int, Replica] = {}
         self.ids = itertools.count()
@@ -166,17 +172,17 @@ class Execution:
 
     def _need_crops(self, replica_id: int, shard: Shard) -> None:
         key = self.replicas[replica_id].key
-        crop_key = (self.recipes[key].key, shard.index)
+        crop_key = (self.decode_keys[key], shard.index)
         entry = self.crops.get(crop_key)
         if entry is None:
             decoder_id = self._choose_decoder(crop_key[0], replica_id)
             decoder = self.replicas[decoder_id]
             records = self.records.setdefault(shard.index, self.dataset.shard_records(shard))
-            images, errors = decoder.actor.decode.remote(self.recipes[key], records)
+            images, report = decoder.actor.decode.remote(self.recipes[key], records)
             decoder.decodes += 1
-            entry = CropEntry(images, errors, decoder_id, consumers=self._sharers(crop_key))
+            entry = CropEntry(images, report, decoder_id, consumers=self._sharers(crop_key))
             self.crops[crop_key] = entry
-            self.decoding[errors] = crop_key
+            self.decoding[report] = crop_key
         entry.consumers.add(key)
         if entry.ready:
             self._submit_infer(replica_id, shard, entry)
@@ -185,19 +191,19 @@ class Execution:
 
     def _sharers(self, crop_key: tuple[str, int]) -> set[str]:
         """Running pairs with this recipe whose queue reaches this shard soon."""
-        recipe_key, index = crop_key
+        decode_key, index = crop_key
         return {
             key for key, pair in self.pairs.items()
-            if self.recipes[key].key == recipe_key and pair.replicas and pair.queue
+            if self.decode_keys[key] == decode_key and pair.replicas and pair.queue
             and pair.queue[0].index <= index <= pair.queue[0].index + LOOKAHEAD
             and any(s.index == index for s in pair.queue)
         }
 
-    def _choose_decoder(self, recipe_key: str, requester: int) -> int:
+    def _choose_decoder(self, decode_key: str, requester: int) -> int:
         """The live actor with this recipe and the fewest decodes in flight (the asker on ties)."""
         candidates = [
             rid for rid, r in self.replicas.items()
-            if self.recipes[r.key].key == recipe_key and not r.retiring
+            if self.decode_keys[r.key] == decode_key and not r.retiring
         ]
         # a replica still loading its model would hold the decode up: prefer ready ones
         return min(candidates, key=lambda rid: (not self.replicas[rid].ready,
@@ -205,11 +211,11 @@ class Execution:
 
     def _submit_infer(self, replica_id: int, shard: Shard, entry: CropEntry) -> None:
         replica = self.replicas[replica_id]
-        ref = replica.actor.infer.remote(shard, self.records[shard.index], entry.images, entry.errors)
+        ref = replica.actor.infer.remote(shard, self.records[shard.index], entry.images, entry.report)
         self.inferring[ref] = (replica_id, shard)
 
     def _release_crops(self, key: str, shard: Shard) -> None:
-        crop_key = (self.recipes[key].key, shard.index)
+        crop_key = (self.decode_keys[key], shard.index)
         entry = self.crops.get(crop_key)
         if entry is None:
             return
@@ -261,7 +267,7 @@ class Execution:
 
 
 def _get_error(ref) -> str | None:
-    """ready() returns an error or None; a decode's small return is a list. Either may raise."""
+    """ready() returns an error or None; a decode's small return is a dict. Either may raise."""
     try:
         value = ray.get(ref)
     except ray.exceptions.RayError as exc:

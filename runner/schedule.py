@@ -15,7 +15,6 @@ import heapq
 from dataclasses import dataclass
 
 # Rough figures for the plan printed before a run; scheduling then follows measured shard times.
-LOAD_SECONDS = 20.0  # start an actor: process, framework import, model build, weights
 ASSUMED_GFLOPS_PER_S = {True: 4000.0, False: 60.0}  # per GPU slot / per CPU slot, batched
 ONE_IMAGE_SLOWDOWN = 4.0  # one image per forward pass uses a device much less fully
 UNKNOWN_GFLOPS = 5.0

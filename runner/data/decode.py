@@ -6,6 +6,10 @@ Every record gives either a crop or an error message; nothing is dropped.
 from __future__ import annotations
 
 import io
+import os
+import socket
+import time
+import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,9 +20,11 @@ from runner.data.packed import read_packed_images
 from runner.data.recipes import Recipe, decode_rgb
 
 
-def load_crops(records: list[ImageRecord], recipe: Recipe, threads: int) -> tuple[np.ndarray, list]:
-    """uint8 crops (readable images only, in record order) and one error (or None) per record.
-    PIL releases the GIL while decoding and resizing, so threads decode in parallel."""
+def load_crops(records: list[ImageRecord], recipe: Recipe, threads: int) -> tuple[np.ndarray, dict]:
+    """uint8 crops (readable images only, in record order), and what happened: one error (or
+    None) per record, who decoded them and how long it took. PIL releases the GIL while
+    decoding and resizing, so threads decode in parallel."""
+    started = time.perf_counter()
     sources = _sources(records)
 
     def one(i: int):
@@ -32,7 +38,13 @@ def load_crops(records: list[ImageRecord], recipe: Recipe, threads: int) -> tupl
     crops = [crop for crop, _ in results if crop is not None]
     size = recipe.output_size
     stacked = np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)
-    return stacked, [error for _, error in results]
+    report = {
+        "errors": [error for _, error in results],
+        "decode_id": uuid.uuid4().hex[:12],  # the same in every model's file that shared it
+        "decoded_by": f"{socket.gethostname()}:{os.getpid()}",
+        "decode_seconds": round(time.perf_counter() - started, 4),
+    }
+    return stacked, report
 
 
 def _sources(records: list[ImageRecord]) -> list:

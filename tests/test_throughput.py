@@ -1,0 +1,111 @@
+"""Shared decoding and replicas: faster, and still exactly the same predictions."""
+
+from collections import defaultdict
+
+import pyarrow.dataset as ds
+import pytest
+import ray
+from rich.console import Console
+
+from runner.config import load_config
+from runner.data.sample import write_sample_dataset
+from runner.driver import run_benchmark
+from runner.schedule import PairState, Scheduler, lower_bound, simulate
+from runner.schema import read_provenance
+
+# four models, one recipe (shorter side 256, crop 224, bilinear) under the reference protocol
+SHARING = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras/resnet50"]
+
+
+@pytest.fixture(scope="module")
+def ray_two_fake_gpus():
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def _run(sample_dir, out, **overrides):
+    config = load_config(None, {
+        "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
+        "out": str(out), "models": SHARING, "weights": "random", "shard_size": 3,
+        "batch_size": 3, **overrides,
+    })
+    assert run_benchmark(config, Console(quiet=True)).failed == {}
+    return out
+
+
+def _table(out):
+    table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
+    return table.select(["framework", "model", "position", "status", "top5_class", "top5_prob"]).sort_by(
+        [("framework", "ascending"), ("model", "ascending"), ("position", "ascending")])
+
+
+def _decode_ids(out):
+    """shard index -> the decode ids its files name, one per model."""
+    ids = defaultdict(list)
+    for path in (out / "predictions").rglob("*.parquet"):
+        provenance = read_provenance(path)
+        ids[provenance["shard"]["index"]].append(provenance["decode"]["decode_id"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def shared_and_separate(ray_two_fake_gpus, sample_dir, tmp_path_factory):
+    shared = _run(sample_dir, tmp_path_factory.mktemp("shared"))
+    separate = _run(sample_dir, tmp_path_factory.mktemp("separate"), share_decoding=False)
+    return shared, separate
+
+
+def test_shared_decoding_gives_the_same_predictions_as_decoding_per_model(shared_and_separate):
+    shared, separate = shared_and_separate
+    assert _table(shared).equals(_table(separate))
+
+
+def test_shared_decoding_decodes_less(shared_and_separate):
+    shared, separate = shared_and_separate
+    shared_ids, separate_ids = _decode_ids(shared), _decode_ids(separate)
+    assert set(shared_ids) == set(separate_ids) == set(range(5))
+    # per model per shard without sharing; with sharing, models running side by side reuse one
+    assert all(len(set(ids)) == len(SHARING) for ids in separate_ids.values())
+    decodes_shared = sum(len(set(ids)) for ids in shared_ids.values())
+    assert decodes_shared < sum(len(set(ids)) for ids in separate_ids.values())
+
+
+def test_replicas_split_a_model_and_keep_one_row_per_image(ray_two_fake_gpus, tmp_path):
+    # one model, two slots, replicas free to start: both slots work on it from the start
+    data = write_sample_dataset(tmp_path / "data", num_classes=5, per_class=8)
+    out = _run(data, tmp_path / "out", models=["keras/resnet50"], shard_size=1,
+               replica_start_seconds=0)
+    files = list((out / "predictions").rglob("*.parquet"))
+    assert len({read_provenance(path)["pid"] for path in files}) == 2
+    frame = _table(out).to_pandas()
+    assert sorted(frame.position) == list(range(40))
+
+
+def _pairs(costs, shards=10, load=1.0, max_replicas=8):
+    return [PairState(f"p{i}", shards, cost, load, max_replicas) for i, cost in enumerate(costs)]
+
+
+def test_scheduler_starts_the_biggest_pair_first_then_replicates_the_slowest():
+    scheduler = Scheduler(_pairs([1.0, 5.0, 2.0]))
+    assert scheduler.choose() == "p1"
+    for key in ("p1", "p2", "p0"):
+        scheduler.started(key)
+    assert scheduler.choose() == "p1"  # all started: the one that would finish last
+    scheduler.pairs["p1"].shards_left = 0
+    assert scheduler.choose() == "p2"
+
+
+def test_scheduler_does_not_replicate_when_starting_costs_more_than_it_saves():
+    scheduler = Scheduler(_pairs([1.0], shards=2, load=5.0))
+    scheduler.started("p0")
+    assert scheduler.choose() is None
+
+
+def test_simulated_makespan_approaches_the_bound():
+    pairs = _pairs([1.0] * 5 + [20.0], shards=50)  # one model 20x slower than the others
+    one_actor_per_model = 50 * 20.0 + 1.0
+    result = simulate(pairs, slots=8)
+    assert result.makespan < one_actor_per_model / 2
+    assert result.makespan <= 1.2 * max(lower_bound(pairs, 8))
+    assert result.replicas["p5"] >= 3
