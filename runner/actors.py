@@ -64,7 +64,7 @@ class ShardResult:
 
 
 class ShardPredictor:
-    def __init__(self, job: PairJob, gpu_ids: list[str]):
+    def __init__(self, job: PairJob, placement: dict):
         from runner.frameworks import load_adapter  # imports exactly one framework
 
         self.job = job
@@ -74,7 +74,7 @@ class ShardPredictor:
         self.context = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
-            "gpu_ids": gpu_ids,
+            **placement,  # Ray node id and GPU ids
             "actor_started": time.time(),
         }
 
@@ -170,9 +170,13 @@ class PairActor:
     def __init__(self, job: PairJob):
         self.error: str | None = None
         self.decode_threads = job.decode_threads
-        gpu_ids = [str(i) for i in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
+        context = ray.get_runtime_context()
+        placement = {
+            "node_id": context.get_node_id(),
+            "gpu_ids": [str(i) for i in context.get_accelerator_ids().get("GPU", [])],
+        }
         try:
-            self.predictor = ShardPredictor(job, gpu_ids)
+            self.predictor = ShardPredictor(job, placement)
         except UserError as exc:
             self.error = str(exc)
         except Exception as exc:

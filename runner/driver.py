@@ -150,8 +150,9 @@ def _connect(cfg: RunConfig) -> bool:
         ray.init(address=address, logging_level="ERROR")
     else:
         # The dashboard, when asked for, listens on localhost only (reach it by an SSH tunnel).
-        ray.init(num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus, logging_level="ERROR",
-                 include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
+        # "local": a new instance of our own, even if a `ray start` cluster runs on this machine
+        ray.init(address="local", num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus,
+                 logging_level="ERROR", include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
 
 
