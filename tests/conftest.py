@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import ray
 
+from runner.config import RunConfig, load_config
 from runner.data.sample import write_sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +41,19 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Comp
 def sample_dir(tmp_path_factory) -> Path:
     """5 classes spread over the 1000 (indices 0, 250, 500, 749, 999), 3 images each."""
     return write_sample_dataset(tmp_path_factory.mktemp("sample"), num_classes=5, per_class=3)
+
+
+@pytest.fixture(scope="module")
+def ray_two_fake_gpus():
+    """A local Ray per test module, declaring 2 GPUs on this CPU-only machine."""
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+def sample_config(sample_dir: Path, out: Path, models: list[str], **overrides) -> RunConfig:
+    """A random-weight run over the generated sample data."""
+    return load_config(None, {
+        "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
+        "out": str(out), "models": models, "weights": "random", **overrides,
+    })

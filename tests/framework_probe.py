@@ -179,7 +179,7 @@ def save_random_checkpoint(framework: str, names: list[str]) -> dict:
         spec = load_catalog().get(f"pytorch/{name}")
         path = pytorch.cached_weights_path(spec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(pytorch._build(spec, pretrained=False).state_dict(), path)
+        torch.save(pytorch.build(spec, pretrained=False).state_dict(), path)
         out[name] = str(path)
     return out
 

@@ -4,35 +4,24 @@ import duckdb
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
-import ray
 from rich.console import Console
 
 from runner.cli import main
 from runner.compare import compare_runs
-from runner.config import load_config
 from runner.data.index import open_dataset
 from runner.driver import run_benchmark
 from runner.errors import UserError
 from runner.reduce import load_pair
 from runner.schema import read_provenance
 
+from .conftest import sample_config
+
 MODELS = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras/resnet50"]
 
 
-@pytest.fixture(scope="module")
-def ray_two_fake_gpus():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
 def _config(sample_dir, out, **overrides):
-    values = {
-        "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
-        "out": str(out), "models": MODELS, "weights": "random", "shard_size": 4,
-        "batch_size": 3, **overrides,
-    }
-    return load_config(None, values)
+    return sample_config(sample_dir, out, **{"models": MODELS, "shard_size": 4, "batch_size": 3,
+                                             **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -4,32 +4,22 @@ from collections import defaultdict
 
 import pyarrow.dataset as ds
 import pytest
-import ray
 from rich.console import Console
 
-from runner.config import load_config
 from runner.data.sample import write_sample_dataset
 from runner.driver import run_benchmark
 from runner.schedule import PairState, Scheduler, lower_bound, simulate
 from runner.schema import read_provenance
 
+from .conftest import sample_config
+
 # four models, one recipe (shorter side 256, crop 224, bilinear) under the reference protocol
 SHARING = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras/resnet50"]
 
 
-@pytest.fixture(scope="module")
-def ray_two_fake_gpus():
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
-
-
 def _run(sample_dir, out, **overrides):
-    config = load_config(None, {
-        "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
-        "out": str(out), "models": SHARING, "weights": "random", "shard_size": 3,
-        "batch_size": 3, **overrides,
-    })
+    config = sample_config(sample_dir, out, **{"models": SHARING, "shard_size": 3, "batch_size": 3,
+                                               **overrides})
     assert run_benchmark(config, Console(quiet=True)).failed == {}
     return out
 

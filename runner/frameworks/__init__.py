@@ -4,6 +4,8 @@
     probabilities = adapter.predict(uint8_nhwc_batch)   # float32 (N, 1000), rows sum to 1
     adapter.provenance()                                # what the result depends on
 
+Each module also has build(spec, pretrained) and cached_weights_path(spec).
+
 Each adapter module imports its framework when loaded; a process loads one framework
 only, and the driver loads none.
 """
@@ -37,7 +39,8 @@ def fetch_weights(framework: str, specs: list[ModelSpec]) -> list[tuple[str, str
     results = []
     for spec in specs:
         try:
-            results.append((spec.key, f"cached {module.fetch(spec)}"))
+            module.build(spec, pretrained=True)  # downloads into the framework's cache
+            results.append((spec.key, f"cached {module.cached_weights_path(spec)}"))
         except WeightsUnavailable as exc:
             results.append((spec.key, f"failed: {exc}"))
     return results

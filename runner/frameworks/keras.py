@@ -39,12 +39,7 @@ def cached_weights_path(spec: ModelSpec) -> Path:
     return Path(home) / "models" / (spec.weights_file or "")
 
 
-def fetch(spec: ModelSpec) -> Path:
-    _build(spec, pretrained=True)
-    return cached_weights_path(spec)
-
-
-def _build(spec: ModelSpec, pretrained: bool) -> keras.Model:
+def build(spec: ModelSpec, pretrained: bool) -> keras.Model:
     builder = getattr(keras.applications, spec.builder)
     if not pretrained:
         return builder(weights=None)
@@ -54,11 +49,7 @@ def _build(spec: ModelSpec, pretrained: bool) -> keras.Model:
     except Exception as exc:  # keras wraps download failures in plain Exception
         if path.exists() or "URL fetch failure" not in str(exc):
             raise
-        raise WeightsUnavailable(
-            f"keras/{spec.name}: weights file {path} is not cached and could not be "
-            f"downloaded; run `make weights` on a machine with internet and copy "
-            f"{path.parent} here, or point KERAS_HOME at a cache that has it"
-        ) from None
+        raise WeightsUnavailable(spec.key, path, "KERAS_HOME") from None
 
 
 class KerasAdapter:
@@ -70,7 +61,7 @@ class KerasAdapter:
     def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int):
         self.determinism = configure_determinism(seed, threads)
         self.spec, self.weights = spec, weights
-        self.model = _build(spec, pretrained=weights == "pretrained")
+        self.model = build(spec, pretrained=weights == "pretrained")
         self.jit_compile = bool(self.model.jit_compile)
         self._forward = tf.function(
             lambda x: self.model.predict_step((x,)),

@@ -48,12 +48,7 @@ def cached_weights_path(spec: ModelSpec) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def fetch(spec: ModelSpec) -> Path:
-    _build(spec, pretrained=True)
-    return cached_weights_path(spec)
-
-
-def _build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
+def build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
     if not pretrained:
         with warnings.catch_warnings():
             # inception_v3/googlenet warn that init_weights will default to False one day.
@@ -65,11 +60,7 @@ def _build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
     except OSError as exc:  # URLError, HTTPError and socket errors are all OSErrors
         if path.exists():
             raise
-        raise WeightsUnavailable(
-            f"pytorch/{spec.name}: weights file {path} is not cached and could not be "
-            f"downloaded ({exc}); run `make weights` on a machine with internet and copy "
-            f"{path.parent} here, or point TORCH_HOME at a cache that has it"
-        ) from None
+        raise WeightsUnavailable(spec.key, path, "TORCH_HOME", str(exc)) from None
 
 
 class TorchAdapter:
@@ -80,7 +71,7 @@ class TorchAdapter:
         self.determinism = configure_determinism(seed)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.spec, self.weights = spec, weights
-        self.model = _build(spec, pretrained=weights == "pretrained").eval().to(self.device)
+        self.model = build(spec, pretrained=weights == "pretrained").eval().to(self.device)
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
