@@ -35,7 +35,7 @@ COLUMNS = (
     "images", "errors", "missing", "weights", "protocol", "family",
     "published_acc1", "published_acc5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
-    "batch_mode", "images_per_s", "device", "status", "failure",
+    "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
 )
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
 
@@ -226,6 +226,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "published_acc5": published[1],
         "published_source": published[2],
         "batch_mode": first["batch_mode"],
+        "batch_size": first.get("forward_batch"),
         "images_per_s": len(ok) / pair.seconds if pair.seconds else None,
         "device": first.get("device"),
     })

@@ -12,7 +12,7 @@ from .helpers import write_pair
 BASE_COLUMNS = {
     "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
     "weights", "protocol", "family", "published_acc1", "published_acc5", "published_source",
-    "batch_mode", "images_per_s", "device", "status", "failure",
+    "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
 }
 
 
