@@ -22,9 +22,6 @@ from torchvision.transforms.functional import normalize  # noqa: E402
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
 
 def configure_determinism(seed: int) -> dict:
     torch.manual_seed(seed)
@@ -58,7 +55,7 @@ def _build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         with warnings.catch_warnings():
             # inception_v3/googlenet warn that init_weights will default to False one day.
             warnings.simplefilter("ignore", FutureWarning)
-            return get_model(spec.builder, weights=None)
+            return get_model(spec.builder, weights=None, **spec.builder_kwargs)
     path = cached_weights_path(spec)
     try:
         return get_model(spec.builder, weights=get_weight(spec.weights_id))
@@ -70,6 +67,14 @@ def _build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
             f"downloaded ({exc}); run `make weights` on a machine with internet and copy "
             f"{path.parent} here, or point TORCH_HOME at a cache that has it"
         ) from None
+
+
+def to_input(batch: np.ndarray, mean, std, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 NHWC crops -> the float NCHW tensor the model takes: the arithmetic of
+    torchvision's ToTensor()/convert_image_dtype + Normalize, as weights.transforms() does it:
+    /255, then (x - mean) / std."""
+    x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div(255)
+    return normalize(x, list(mean), list(std))
 
 
 class TorchAdapter:
@@ -84,9 +89,7 @@ class TorchAdapter:
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        # Same arithmetic as ToTensor() + Normalize(): /255, then (x - mean) / std.
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float().div(255)
-        x = normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+        x = to_input(batch, self.spec.mean, self.spec.std, self.device)
         logits = self.model(x)
         return torch.softmax(logits, dim=1).float().cpu().numpy()
 
