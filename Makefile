@@ -84,7 +84,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
 
 # Every catalog entry (188) built with random weights, one prediction each, parameter counts and
-# Keras weight file names checked (README "Tests": about N minutes on 2 cores).
+# Keras weight file names checked (README "Tests": about 20 minutes on 2 cores).
 test-all-models: $(STAMP)
 	$(BIN)/pytest -m all_models --durations=0 tests/test_zoo.py
 

@@ -173,11 +173,15 @@ def render() -> str:
     lines.append(f"    documented_source: torchvision weights metadata ({DATASET} _metrics)")
     lines.append("models:")
     for entry in entries():
-        head = ("framework", "name", "family", "builder")
         recipes = entry.pop("recipes")
         published = entry.pop("published")
-        lines.append("  - {" + ", ".join(f"{key}: {entry.pop(key)}" for key in head) + ",")
-        lines.append("     " + ", ".join(f"{key}: {_flow(value)}" for key, value in entry.items()) + ",")
+        lines.append(f"  - {{framework: {entry.pop('framework')}, name: {entry.pop('name')},")
+        groups = (("family", "builder", "weights_id"), ("input_size", "num_params"),
+                  ("mean", "std"), ("builder_kwargs",))
+        for keys in groups:
+            fields = [f"{key}: {_flow(entry[key])}" for key in keys if key in entry]
+            if fields:
+                lines.append("     " + ", ".join(fields) + ",")
         lines.append(f"     recipes: {{northcutt2019: {_flow(recipes['northcutt2019'])},")
         lines.append(f"               reference: {_flow(recipes['reference'])}}},")
         lines.append(f"     published: {_flow(published)}}}")
