@@ -22,7 +22,7 @@ SHM_SIZE    ?= 4g
 
 RUN_FLAGS = --config $(CONFIG) --out $(OUT) $(if $(DATA),--data $(DATA)) $(if $(MODELS),--models $(MODELS))
 
-.PHONY: setup run score test test-slow bench lint lock build build-cpu weights sample-data clean clean-venv
+.PHONY: setup run score test test-slow test-all-models catalog bench lint lock build build-cpu weights sample-data clean clean-venv
 
 # The stamp is newer than the pin file once installed, so a second `make` installs nothing.
 $(STAMP): requirements.txt pyproject.toml
@@ -82,6 +82,15 @@ build-cpu:
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
+
+# Every catalog entry (188) built with random weights, one prediction each, parameter counts and
+# Keras weight file names checked (README "Tests": about 20 minutes on 2 cores).
+test-all-models: $(STAMP)
+	$(BIN)/pytest -m all_models --durations=0 tests/test_zoo.py
+
+# Regenerate runner/catalog/torchvision.yaml from the installed torchvision (after an upgrade).
+catalog: $(STAMP)
+	$(BIN)/python -m runner.catalog.generate --write
 
 # Speed and memory measurements: each script prints a ratio against a baseline run in the same process.
 bench: $(STAMP)

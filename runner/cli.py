@@ -6,11 +6,12 @@ import argparse
 import multiprocessing
 import sys
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from runner import __version__
-from runner.catalog import FRAMEWORKS, PROTOCOLS, load_catalog
+from runner.catalog import FRAMEWORKS, PROTOCOLS, SET_NAMES, load_catalog
 from runner.errors import UserError
 
 
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(imagenet_class_index.json or one WordNet id per line)")
     run.add_argument("--out", help="run folder (default runs/default)")
     run.add_argument("--models", nargs="+", metavar="MODEL",
-                     help="names, framework/name, globs ('resnet*') or sets (all, northcutt2019)")
+                     help="names, framework/name, globs ('resnet*', '*.IMAGENET1K_V2') or sets "
+                     f"({', '.join(SET_NAMES)})")
     run.add_argument("--frameworks", type=_list, help=f"comma-separated: {','.join(FRAMEWORKS)}")
     run.add_argument("--weights", choices=("pretrained", "random"),
                      help="pretrained (default) or random (fixed seed; for smoke runs and tests)")
@@ -114,8 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--overwrite", action="store_true",
                           help="replace other predictions of the same models in OUT")
 
-    models = commands.add_parser("models", help="list the model catalog")
-    models.add_argument("patterns", nargs="*", default=["all"], help="filter (names, globs, sets)")
+    models = commands.add_parser(
+        "models", help="list the model catalog",
+        description="List catalog entries: set, weights, input size, parameters, the framework's "
+        "documented Acc@1/Acc@5 (and the 2019 table's), the reference recipe and normalisation.",
+    )
+    models.add_argument("patterns", nargs="*", help="names, framework/name, globs or sets "
+                        f"({', '.join(SET_NAMES)}); default all")
+    models.add_argument("--all", action="store_true", help="every entry (the default)")
     models.add_argument("--frameworks", type=_list, default=list(FRAMEWORKS))
 
     sample = commands.add_parser("sample-data", help="write a small generated dataset (JPEGs)")
@@ -297,23 +305,48 @@ def cmd_import_npy(args, console: Console) -> int:
 
 
 def cmd_models(args, console: Console) -> int:
-    specs = load_catalog().select(args.patterns, args.frameworks)
-    table = Table(title=f"kpbench catalog ({len(specs)} models)")
-    for column in ("framework", "model", "builder", "weights", "input", "2019 acc1/acc5",
-                   "documented acc1/acc5", "reference recipe", "northcutt2019 recipe"):
-        table.add_column(column)
+    patterns = ["all"] if args.all or not args.patterns else args.patterns
+    specs = load_catalog().select(patterns, args.frameworks)
+    table = Table(title=f"kpbench catalog ({len(specs)} models)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("framework", "model", "set", "input", "params", "acc1/acc5 (docs)",
+                   "acc1/acc5 (2019)", "reference recipe", "normalise"):
+        table.add_column(column, justify="right" if column in ("input", "params") else "left",
+                         no_wrap=True)
     for spec in specs:
         table.add_row(
-            spec.framework, spec.name, spec.builder, spec.weights_id, str(spec.input_size),
-            _pair(spec.published.northcutt2019), _pair(spec.published.documented),
-            spec.recipe("reference").key, spec.recipe("northcutt2019").key,
+            spec.framework, spec.name, spec.model_set, str(spec.input_size),
+            f"{spec.num_params / 1e6:.1f}M", _pair(spec.published.documented),
+            _pair(spec.published.northcutt2019), _recipe(spec.recipe("reference")), _normalise(spec),
         )
+    # Not a terminal (a pipe, a log): as wide as the table needs, so no name is cut.
+    natural = console.measure(table, options=console.options.update(width=1000)).maximum
+    if not console.is_terminal and natural > console.width:
+        console = Console(width=natural)
     console.print(table)
+    console.print("docs: the framework's documented Acc@1/Acc@5; 2019: the 2019 table's. "
+                  "recipe: shorter side/center crop (or squash), interpolation. Weights: torchvision "
+                  "entries are <builder>.<weights>, the 2019 PyTorch names use IMAGENET1K_V1, Keras "
+                  "weights='imagenet'.", highlight=False)
     return 0
 
 
+def _recipe(recipe) -> str:
+    if recipe.resize == "squash":
+        return f"squash {recipe.size} {recipe.interpolation}"
+    return f"{recipe.size}/{recipe.crop} {recipe.interpolation}"
+
+
 def _pair(figures) -> str:
-    return f"{figures[0]:.2f} / {figures[1]:.2f}" if figures else "-"
+    if not figures:
+        return "-"
+    return " / ".join("-" if value is None else f"{value:.2f}" for value in figures)
+
+
+def _normalise(spec) -> str:
+    if spec.framework == "pytorch":
+        return "imagenet" if spec.mean == (0.485, 0.456, 0.406) else "mean/std " + ",".join(
+            f"{value:g}" for value in (*spec.mean[:1], *spec.std[:1]))
+    return {"none": "in model"}.get(spec.preprocess, spec.preprocess)
 
 
 def cmd_sample_data(args, console: Console) -> int:

@@ -33,7 +33,7 @@ COLUMNS = (
     "framework", "model", "acc1", "acc5", "rank1", "rank5",
     "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
     "images", "errors", "missing", "weights", "protocol", "family",
-    "published_acc1", "published_acc5", "published_source",
+    "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
 )
@@ -224,6 +224,8 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "protocol": first["protocol"],
         "published_acc1": published[0],
         "published_acc5": published[1],
+        "published_delta1": _difference(row["acc1"], published[0]),
+        "published_delta5": _difference(row["acc5"], published[1]),
         "published_source": published[2],
         "batch_mode": first["batch_mode"],
         "batch_size": first.get("forward_batch"),
@@ -231,6 +233,13 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "device": first.get("device"),
     })
     return row
+
+
+def _difference(measured: float, published: float | None) -> float | None:
+    """Measured minus published (percentage points); None without a published figure."""
+    if published is None or math.isnan(measured):
+        return None
+    return measured - published
 
 
 def _val_numbers(image_ids) -> np.ndarray:
@@ -274,6 +283,7 @@ def _published(provenance: dict) -> tuple[float | None, float | None, str | None
         figures, source = spec["published"]["northcutt2019"], "northcutt2019 table"
     else:
         figures, source = spec["published"]["documented"], spec["documented_source"]
+    # Acc@5 may be None: keras.io documents only Acc@1 for some models
     return (figures[0], figures[1], source) if figures else (None, None, None)
 
 

@@ -44,11 +44,12 @@ def print_table(console: Console, rows: list[dict]) -> None:
     shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
              *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
              "protocol", "status"]
-    for column in (*shown, "published"):
+    for column in (*shown, "published", "measured - published"):
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
         published = f"{_fmt(row['published_acc1'])} / {_fmt(row['published_acc5'])}"
-        table.add_row(*(_fmt(row.get(column)) for column in shown), published)
+        delta = f"{_signed(row.get('published_delta1'))} / {_signed(row.get('published_delta5'))}"
+        table.add_row(*(_fmt(row.get(column)) for column in shown), published, delta)
     console.print(table)
     for row in rows:
         if row["status"] == "failed":
@@ -69,6 +70,10 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.2f}"
     return str(value)
+
+
+def _signed(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
 
 
 def _csv(rows: list[dict]) -> str:

@@ -16,7 +16,10 @@ import numpy as np
 
 
 def build_and_predict(framework: str, names: list[str]) -> dict:
-    """Build each model with random weights; predict one random image of its input size."""
+    """Build each model with random weights; predict one random image of its input size.
+    Also reports the built model's parameter count and input size."""
+    import gc
+
     from runner.catalog import load_catalog
     from runner.frameworks import load_adapter
 
@@ -26,6 +29,7 @@ def build_and_predict(framework: str, names: list[str]) -> dict:
         spec = catalog.get(f"{framework}/{name}")
         started = time.perf_counter()
         adapter = load_adapter(spec, weights="random", seed=0, threads=2)
+        built = time.perf_counter() - started
         size = spec.recipe("reference").output_size
         image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
         probs = adapter.predict(image)
@@ -33,9 +37,29 @@ def build_and_predict(framework: str, names: list[str]) -> dict:
             "shape": list(probs.shape),
             "sum": float(probs.sum()),
             "min": float(probs.min()),
+            "build_seconds": built,
             "seconds": time.perf_counter() - started,
+            **_architecture(framework, adapter.model),
         }
+        del adapter, probs
+        if framework == "keras":
+            import keras
+
+            keras.backend.clear_session()
+        gc.collect()
     return results
+
+
+def _architecture(framework: str, model) -> dict:
+    if framework == "pytorch":
+        return {"params": sum(p.numel() for p in model.parameters())}
+    first = [type(layer).__name__ for layer in model.layers[:4]]
+    return {
+        "params": int(model.count_params()),
+        "input_size": model.input_shape[1],  # None: the application accepts any size
+        # EfficientNet(V2), ConvNeXt and MobileNetV3 open with Rescaling/Normalization layers
+        "in_model_preprocessing": bool({"Rescaling", "Normalization"} & set(first)),
+    }
 
 
 def weights_metadata(framework: str, names: list[str]) -> dict:
@@ -54,9 +78,12 @@ def weights_metadata(framework: str, names: list[str]) -> dict:
             transforms = weights.transforms()
             out[name] = {
                 "documented": [metrics["acc@1"], metrics["acc@5"]],
+                "num_params": weights.meta["num_params"],
                 "resize": transforms.resize_size[0],
                 "crop": transforms.crop_size[0],
                 "interpolation": transforms.interpolation.value,
+                "mean": list(transforms.mean),
+                "std": list(transforms.std),
             }
         else:
             out[name] = {"requested_file": _keras_requested_file(spec.builder)}
@@ -144,17 +171,16 @@ def _framework_crop(framework: str, recipe, path: str) -> np.ndarray:
 
 def keras_reproducibility(framework: str, args: dict) -> dict:
     """kpbench's modes against `model.predict` on each image alone (the 2019 way)."""
-    from keras.applications import imagenet_utils
-
     from runner.actors import forward
     from runner.catalog import load_catalog
     from runner.frameworks import load_adapter
+    from runner.frameworks.keras import preprocess
 
     spec = load_catalog().get(f"keras/{args['model']}")
     adapter = load_adapter(spec, weights="random", seed=0, threads=0)
     size = spec.input_size
     images = np.random.default_rng(1).integers(0, 256, (args["images"], size, size, 3), np.uint8)
-    x = imagenet_utils.preprocess_input(images.astype(np.float32), mode=spec.preprocess)
+    x = preprocess(images, spec.preprocess)
     one_by_one = np.concatenate([adapter.model.predict(x[i : i + 1], verbose=0) for i in range(len(x))])
     reproducible = forward(adapter, images, forward_batch=1, forward_threads=2)
     batched = forward(adapter, images, forward_batch=len(images), forward_threads=1)
@@ -184,6 +210,75 @@ def save_random_checkpoint(framework: str, names: list[str]) -> dict:
     return out
 
 
+def torch_preprocess_fidelity(framework: str, args: dict) -> dict:
+    """Per entry: the largest |difference| between the tensor kpbench feeds the model (the
+    entry's reference recipe, then the adapter's normalisation) and `weights.transforms()`
+    applied to the same PIL image, over the given image files."""
+    import torch
+    from torchvision.models import get_weight
+
+    from runner.catalog import load_catalog
+    from runner.data.recipes import decode_rgb
+    from runner.frameworks.pytorch import to_input
+
+    catalog = load_catalog()
+    out = {}
+    for name in args["entries"]:
+        spec = catalog.get(f"pytorch/{name}")
+        recipe, transforms = spec.recipe("reference"), get_weight(spec.weights_id).transforms()
+        worst = 0.0
+        for path in args["images"]:
+            image = decode_rgb(path)
+            ours = to_input(recipe.apply(image)[None].copy(), spec.mean, spec.std)[0]
+            theirs = transforms(image)
+            assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
+            worst = max(worst, float(torch.abs(ours - theirs).max()))
+        out[name] = worst
+    return out
+
+
+def keras_preprocess_fidelity(framework: str, args: dict) -> dict:
+    """Per entry: the largest |difference| between kpbench's Keras input (the adapter's
+    `preprocess` in the entry's mode) and the application module's own `preprocess_input`
+    on the same array (every 0..255 value, in every channel)."""
+    import importlib
+
+    import keras
+
+    from runner.catalog import load_catalog
+    from runner.frameworks.keras import preprocess
+
+    catalog = load_catalog()
+    pixels = np.stack([np.arange(256, dtype=np.uint8)] * 3, axis=-1)  # every value, 3 channels
+    batch = np.stack([pixels.reshape(16, 16, 3), pixels[::-1].reshape(16, 16, 3)])
+    out = {}
+    for name in args["entries"]:
+        spec = catalog.get(f"keras/{name}")
+        module_name = getattr(keras.applications, spec.builder).__module__.rsplit(".", 1)[-1]
+        module = importlib.import_module(f"keras.applications.{module_name}")
+        ours = preprocess(batch, spec.preprocess)
+        theirs = np.asarray(module.preprocess_input(batch.astype(np.float32)))
+        assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
+        out[name] = {"module": module_name, "max_diff": float(np.abs(ours - theirs).max())}
+    return out
+
+
+def torchvision_catalog(framework: str, args) -> dict:
+    """What the installed torchvision gives: the generated catalog text and every
+    classification weight's name."""
+    from runner.catalog import generate
+
+    return {"yaml": generate.render(), "weights": generate.all_weight_names()}
+
+
+def keras_applications(framework: str, args) -> list[str]:
+    """Every model builder keras.applications exports."""
+    import keras
+
+    return sorted(name for name in dir(keras.applications)
+                  if name[:1].isupper() and callable(getattr(keras.applications, name)))
+
+
 CHECKS = {
     "build_and_predict": build_and_predict,
     "weights_metadata": weights_metadata,
@@ -191,6 +286,10 @@ CHECKS = {
     "recipe_fidelity": recipe_fidelity,
     "keras_reproducibility": keras_reproducibility,
     "save_random_checkpoint": save_random_checkpoint,
+    "torch_preprocess_fidelity": torch_preprocess_fidelity,
+    "keras_preprocess_fidelity": keras_preprocess_fidelity,
+    "torchvision_catalog": torchvision_catalog,
+    "keras_applications": keras_applications,
 }
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ import numpy as np
 from runner.schema import predictions_table, shard_path, write_shard
 
 
-def provenance_for(framework, model, images, pair_key="k", weights="random", protocol="reference"):
+def provenance_for(framework, model, images, pair_key="k", weights="random", protocol="reference",
+                   documented=None):
     return {
         "framework": framework, "model": model, "pair_key": pair_key, "weights": weights,
         "protocol": protocol, "batch_mode": "batched", "device": "cpu", "shard_seconds": 2.0,
         "dataset": {"images": images},
-        "spec": {"published": {"northcutt2019": [50.0, 70.0], "documented": None},
+        "spec": {"published": {"northcutt2019": [50.0, 70.0], "documented": documented},
                  "documented_source": "docs", "family": model.rstrip("0123456789")},
     }
 

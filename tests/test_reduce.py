@@ -11,7 +11,8 @@ from .helpers import write_pair
 
 BASE_COLUMNS = {
     "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
-    "weights", "protocol", "family", "published_acc1", "published_acc5", "published_source",
+    "weights", "protocol", "family", "published_acc1", "published_acc5", "published_delta1",
+    "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
 }
 
@@ -42,6 +43,18 @@ def test_northcutt2019_protocol_compares_with_the_2019_table(tmp_path):
     (row,) = score(tmp_path)
     assert (row["published_acc1"], row["published_acc5"]) == (50.0, 70.0)
     assert row["published_source"] == "northcutt2019 table"
+    # measured (100 / 100) minus published
+    assert (row["published_delta1"], row["published_delta5"]) == (50.0, 30.0)
+
+
+def test_reference_protocol_compares_with_the_documented_figure(tmp_path):
+    # keras.io documents only Acc@1 for some models (ConvNeXt): no Acc@5 difference then
+    write_pair(tmp_path, "keras", "a", [1, 2], [[1, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+               documented=[80.0, None])
+    (row,) = score(tmp_path)
+    assert (row["published_acc1"], row["published_acc5"]) == (80.0, None)
+    assert (row["published_delta1"], row["published_delta5"]) == (-30.0, None)
+    assert row["published_source"] == "docs"
 
 
 def test_results_files_carry_random_weights(tmp_path):

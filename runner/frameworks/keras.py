@@ -52,6 +52,14 @@ def build(spec: ModelSpec, pretrained: bool) -> keras.Model:
         raise WeightsUnavailable(spec.key, path, "KERAS_HOME") from None
 
 
+def preprocess(batch: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 NHWC crops -> float32 model input: keras.applications.imagenet_utils'
+    preprocess_input in the given mode, or the raw 0..255 floats for mode "none" (models that
+    normalise inside the network, whose preprocess_input is the identity)."""
+    x = batch.astype(np.float32)
+    return x if mode == "none" else imagenet_utils.preprocess_input(x, mode=mode)
+
+
 class KerasAdapter:
     """Inference through one compiled function that runs Keras' own `predict_step`, with the
     same XLA setting `predict` resolves: a batch of one gives bit-identical probabilities to
@@ -70,7 +78,7 @@ class KerasAdapter:
         )
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = imagenet_utils.preprocess_input(batch.astype(np.float32), mode=self.spec.preprocess)
+        x = preprocess(batch, self.spec.preprocess)
         return np.asarray(self._forward(tf.constant(x)), dtype=np.float32)
 
     def provenance(self) -> dict:

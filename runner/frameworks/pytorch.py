@@ -22,9 +22,6 @@ from torchvision.transforms.functional import normalize  # noqa: E402
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-
 
 def configure_determinism(seed: int) -> dict:
     torch.manual_seed(seed)
@@ -53,7 +50,7 @@ def build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         with warnings.catch_warnings():
             # inception_v3/googlenet warn that init_weights will default to False one day.
             warnings.simplefilter("ignore", FutureWarning)
-            return get_model(spec.builder, weights=None)
+            return get_model(spec.builder, weights=None, **spec.builder_kwargs)
     path = cached_weights_path(spec)
     try:
         return get_model(spec.builder, weights=get_weight(spec.weights_id))
@@ -61,6 +58,15 @@ def build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         if path.exists():
             raise
         raise WeightsUnavailable(spec.key, path, "TORCH_HOME", str(exc)) from None
+
+
+def to_input(batch: np.ndarray, mean, std, device: torch.device | None = None) -> torch.Tensor:
+    """uint8 NHWC crops -> the float NCHW tensor the model takes: the arithmetic of
+    torchvision's ToTensor()/convert_image_dtype + Normalize, as weights.transforms() does it:
+    /255, then (x - mean) / std. The batch may be a read-only view of Ray's object store, so it
+    is copied into the tensor rather than shared."""
+    x = torch.tensor(batch).to(device).permute(0, 3, 1, 2).float().div(255)
+    return normalize(x, list(mean), list(std))
 
 
 class TorchAdapter:
@@ -75,10 +81,7 @@ class TorchAdapter:
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        # Same arithmetic as ToTensor() + Normalize(): /255, then (x - mean) / std.
-        # the batch may be a read-only view of the object store: copy it into a tensor
-        x = torch.tensor(batch).to(self.device).permute(0, 3, 1, 2).float().div(255)
-        x = normalize(x, IMAGENET_MEAN, IMAGENET_STD)
+        x = to_input(batch, self.spec.mean, self.spec.std, self.device)
         logits = self.model(x)
         return torch.softmax(logits, dim=1).float().cpu().numpy()
 
