@@ -29,7 +29,10 @@ class RunConfig(BaseModel):
     labels: str | None = Field(None, description="labels file for a flat folder")
     classes: str | None = Field(None, description="full class list, when the data names only some")
     out: str = Field("runs/default", description="run folder: predictions/ and results/")
-    models: list[str] = Field(["all"], description="names, framework/name, globs or set names")
+    # torchvision + keras: every pretrained weight once ("all" adds the 2019 names of 34 of them)
+    models: list[str] = Field(
+        ["torchvision", "keras"], description="names, framework/name, globs or set names"
+    )
     frameworks: list[Framework] = Field(list(FRAMEWORKS), description="frameworks to run")
     weights: Literal["pretrained", "random"] = Field("pretrained", description="random = smoke")
     protocol: Protocol = Field("reference", description="preprocessing protocol")

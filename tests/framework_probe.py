@@ -78,6 +78,7 @@ def weights_metadata(framework: str, names: list[str]) -> dict:
             transforms = weights.transforms()
             out[name] = {
                 "documented": [metrics["acc@1"], metrics["acc@5"]],
+                "gflops": weights.meta["_ops"],
                 "num_params": weights.meta["num_params"],
                 "resize": transforms.resize_size[0],
                 "crop": transforms.crop_size[0],

@@ -64,6 +64,7 @@ def test_torchvision_metadata_agrees_with_the_catalog():
     for name, facts in meta.items():
         spec = CATALOG.get(f"pytorch/{name}")
         assert list(spec.published.documented) == facts["documented"], name
+        assert spec.gflops == facts["gflops"], name
         assert spec.num_params == facts["num_params"], name
         assert [list(spec.mean), list(spec.std)] == [facts["mean"], facts["std"]], name
         reference = spec.recipe("reference")

@@ -68,7 +68,8 @@ HEADER = """\
 #   weights_id: the weights enum member (torchvision.models.get_weight)
 #   input_size, recipes.reference: weights.transforms(): shorter side to resize_size (PIL,
 #     antialiased), center crop crop_size, its interpolation; mean/std: its Normalize
-#   num_params, published.documented: weights.meta (num_params, _metrics[ImageNet-1K] acc@1/acc@5)
+#   num_params, gflops, published.documented: weights.meta (num_params, _ops,
+#     _metrics[ImageNet-1K] acc@1/acc@5)
 #   recipes.northcutt2019: the 2019 PyTorch script applied to this model: Resize(256) bilinear,
 #     CenterCrop(input size) (a crop larger than 256 pads with black, as the 2019 inception_v3 did)
 #   builder_kwargs: what a random-weights build needs to match the weights' architecture
@@ -125,6 +126,7 @@ def entries() -> list[dict]:
             "weights_id": f"{type(weights).__name__}.{weights.name}",
             "input_size": crop,
             "num_params": weights.meta["num_params"],
+            "gflops": weights.meta["_ops"],
         }
         if tuple(transforms.mean) != IMAGENET_MEAN or tuple(transforms.std) != IMAGENET_STD:
             entry["mean"], entry["std"] = list(transforms.mean), list(transforms.std)
@@ -176,7 +178,7 @@ def render() -> str:
         recipes = entry.pop("recipes")
         published = entry.pop("published")
         lines.append(f"  - {{framework: {entry.pop('framework')}, name: {entry.pop('name')},")
-        groups = (("family", "builder", "weights_id"), ("input_size", "num_params"),
+        groups = (("family", "builder", "weights_id"), ("input_size", "num_params", "gflops"),
                   ("mean", "std"), ("builder_kwargs",))
         for keys in groups:
             fields = [f"{key}: {_flow(entry[key])}" for key in keys if key in entry]
