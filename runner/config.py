@@ -45,6 +45,9 @@ class RunConfig(BaseModel):
     )
     decode_threads: PositiveInt = Field(2, description="images decoded in parallel per shard")
     share_decoding: bool = Field(True, description="decode each image once per recipe, for all models")
+    decode_cache_gb: NonNegativeFloat = Field(
+        4.0, description="crops kept in the object store for models that start later"
+    )
     replicas: PositiveInt | Literal["auto"] = Field(
         "auto", description="most actors one model may get (auto: as many as there are slots)"
     )

@@ -5,7 +5,8 @@
   (largest first), then extra replicas for the pair that would finish last.
 - Shared decoding: the crops of shard k for recipe R are decoded once, by some live actor whose
   model uses R, into the object store; every pair with recipe R that is running near shard k
-  infers from that one object. Decoding runs in each actor's `decode` group, beside `infer`,
+  infers from that one object, and so do pairs that start later while the cache budget
+  (`decode_cache_gb`) holds them. Decoding runs in each actor's `decode` group, beside `infer`,
   and a replica keeps WINDOW shards assigned, so the next shard decodes while one infers.
 - Failures: a pair whose model cannot load, or whose actor keeps dying, fails alone; a decode
   lost with its actor is redone elsewhere.
@@ -47,6 +48,7 @@ class CropEntry:
     ready: bool = False
     consumers: set[str] = field(default_factory=set)  # pairs that will infer from it
     waiters: list[tuple[int, Shard]] = field(default_factory=list)  # (replica, shard) to start
+    cached_bytes: int = 0  # counted against the cache budget: kept for pairs not running yet
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Execution:
         self.replicas: dict[int, Replica] = {}
         self.ids = itertools.count()
         self.crops: dict[tuple[str, int], CropEntry] = {}
+        self.cached_bytes, self.cache_budget = 0, int(cfg.decode_cache_gb * 2**30)
         self.waiting_ready: dict = {}  # ready ref -> replica id
         self.decoding: dict = {}  # decode ref -> crops key
         self.inferring: dict = {}  # infer ref -> (replica id, shard)
@@ -134,6 +137,7 @@ class Execution:
         if _get_error(ref):  # the decoding actor died or was stopped: decode elsewhere
             waiters = entry.waiters
             del self.crops[crop_key]
+            self.cached_bytes -= entry.cached_bytes
             for replica_id, shard in waiters:
                 if replica_id in self.replicas:
                     self._need_crops(replica_id, shard)
@@ -180,7 +184,8 @@ class Execution:
             records = self.records.setdefault(shard.index, self.dataset.shard_records(shard))
             images, report = decoder.actor.decode.remote(self.recipes[key], records)
             decoder.decodes += 1
-            entry = CropEntry(images, report, decoder_id, consumers=self._sharers(crop_key))
+            entry = CropEntry(images, report, decoder_id)
+            self._add_sharers(entry, crop_key, len(records) * self.recipes[key].output_size ** 2 * 3)
             self.crops[crop_key] = entry
             self.decoding[report] = crop_key
         entry.consumers.add(key)
@@ -189,15 +194,25 @@ class Execution:
         else:
             entry.waiters.append((replica_id, shard))
 
-    def _sharers(self, crop_key: tuple[str, int]) -> set[str]:
-        """Running pairs with this recipe whose queue reaches this shard soon."""
+    def _add_sharers(self, entry: CropEntry, crop_key: tuple[str, int], size: int) -> None:
+        """Make the pairs that will infer from these crops its consumers: running pairs whose
+        queue reaches the shard soon and, while the cache budget allows, pairs that have not
+        started yet (Ray spills what does not fit in memory to disk, still cheaper than decoding
+        again)."""
         decode_key, index = crop_key
-        return {
-            key for key, pair in self.pairs.items()
-            if self.decode_keys[key] == decode_key and pair.replicas and pair.queue
-            and pair.queue[0].index <= index <= pair.queue[0].index + LOOKAHEAD
-            and any(s.index == index for s in pair.queue)
+        pending = {
+            key: pair for key, pair in self.pairs.items()
+            if self.decode_keys[key] == decode_key and any(s.index == index for s in pair.queue)
         }
+        soon = {
+            key for key, pair in pending.items()
+            if pair.replicas and pair.queue[0].index <= index <= pair.queue[0].index + LOOKAHEAD
+        }
+        entry.consumers |= soon
+        if set(pending) - soon and self.cached_bytes + size <= self.cache_budget:
+            entry.consumers |= set(pending)
+            entry.cached_bytes = size
+            self.cached_bytes += size
 
     def _choose_decoder(self, decode_key: str, requester: int) -> int:
         """The live actor with this recipe and the fewest decodes in flight (the asker on ties)."""
@@ -220,10 +235,16 @@ class Execution:
         if entry is None:
             return
         entry.consumers.discard(key)
-        if not entry.consumers and not entry.waiters:
-            del self.crops[crop_key]  # the last reference: the object store frees it
-            if not any(k[1] == shard.index for k in self.crops):
-                self.records.pop(shard.index, None)
+        self._drop_if_unused(crop_key)
+
+    def _drop_if_unused(self, crop_key: tuple[str, int]) -> None:
+        entry = self.crops[crop_key]
+        if entry.consumers or entry.waiters:
+            return
+        del self.crops[crop_key]  # the last reference: the object store frees it
+        self.cached_bytes -= entry.cached_bytes
+        if not any(k[1] == crop_key[1] for k in self.crops):
+            self.records.pop(crop_key[1], None)
 
     def _retire(self, replica_id: int) -> None:
         """Stop a replica with nothing left to do, once it has no decodes out for others."""
@@ -257,9 +278,11 @@ class Execution:
         for ref, replica_id in list(self.waiting_ready.items()):
             if replica_id in pair.replicas:
                 del self.waiting_ready[ref]
-        for entry in self.crops.values():
+        for crop_key, entry in list(self.crops.items()):
             entry.consumers.discard(key)
             entry.waiters = [(r, s) for r, s in entry.waiters if r not in pair.replicas]
+            if entry.ready:
+                self._drop_if_unused(crop_key)
         for replica_id in list(pair.replicas):
             self.replicas[replica_id].assigned.clear()
             self._retire(replica_id)
