@@ -26,6 +26,9 @@ from runner.schedule import PairState, Scheduler, estimate_image_seconds, lower_
 from runner.schema import SCHEMA_VERSION, read_provenance, shard_path
 
 
+PLAN_LINES = 25  # models listed in the printed plan, the biggest first
+
+
 @dataclass
 class PairPlan:
     job: PairJob
@@ -209,9 +212,12 @@ def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler) -> No
         f"once per recipe; rough estimate {_duration(estimate.makespan)} "
         f"(lower bound {_duration(bound)}; from GFLOPs, the live ETA is measured)"
     )
-    for state in sorted(states, key=lambda s: -s.shards_left * s.shard_seconds):
+    biggest_first = sorted(states, key=lambda s: -s.shards_left * s.shard_seconds)
+    for state in biggest_first[:PLAN_LINES]:
         console.print(f"    {state.key:<32} {state.shards_left:>5} shards  ~{_duration(state.shard_seconds)}"
                       f"/shard  replicas planned: {estimate.replicas[state.key]}", highlight=False)
+    if len(biggest_first) > PLAN_LINES:
+        console.print(f"    ... and {len(biggest_first) - PLAN_LINES} smaller model(s)")
     if cfg.weights == "random":
         console.print("  [bold yellow]weights: random[/] - accuracies measure nothing but the pipeline")
 
