@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keras-mode", choices=("reproducible", "batched"),
                      help="reproducible (default): one image per Keras forward pass")
     run.add_argument("--shard-size", type=int, help="images per shard / Parquet file")
+    run.add_argument("--replicas", type=lambda v: v if v == "auto" else int(v),
+                     help="most actors one model may get: a number, or auto (default)")
     run.add_argument("--seed", type=int, help="seed for random weights and framework RNGs")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
     run.add_argument("--local-gpus", type=int,
@@ -161,7 +163,7 @@ def cmd_run(args, console: Console) -> int:
     overrides = {
         key: getattr(args, key)
         for key in ("data", "labels", "classes", "out", "models", "frameworks", "weights",
-                    "protocol", "batch_size", "keras_mode", "shard_size", "seed", "address",
+                    "protocol", "batch_size", "keras_mode", "shard_size", "replicas", "seed", "address",
                     "local_gpus", "overwrite")
     }
     cfg = load_config(args.config, overrides)

@@ -25,7 +25,6 @@ from runner.progress import RunProgress
 from runner.schedule import PairState, Scheduler, estimate_image_seconds, lower_bound, simulate
 from runner.schema import SCHEMA_VERSION, read_provenance, shard_path
 
-
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
 
 
