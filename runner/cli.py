@@ -20,6 +20,11 @@ def _list(value: str) -> list[str]:
     return [item for item in value.replace(",", " ").split() if item]
 
 
+def replica_count(value: str) -> int | str:
+    """'auto' or a whole number (argparse names this function in its error message)."""
+    return value if value == "auto" else int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kpbench",
@@ -53,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keras-mode", choices=("reproducible", "batched"),
                      help="reproducible (default): one image per Keras forward pass")
     run.add_argument("--shard-size", type=int, help="images per shard / Parquet file")
-    run.add_argument("--replicas", type=lambda v: v if v == "auto" else int(v),
+    run.add_argument("--replicas", type=replica_count,
                      help="most actors one model may get: a number, or auto (default)")
     run.add_argument("--seed", type=int, help="seed for random weights and framework RNGs")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
