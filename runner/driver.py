@@ -65,9 +65,10 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
     try:
         resources = _actor_resources(cfg)
         slots = _slots(cfg, resources)
+        resumed = sum(plan.done for plan in plans)  # also of models with nothing left to do
         plans = [plan for plan in plans if plan.todo]
         scheduler = Scheduler(_pair_states(cfg, plans, slots, "num_gpus" in resources))
-        _print_plan(console, cfg, dataset, plans, resources, slots, scheduler)
+        _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed)
         fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
         options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
         totals = {p.job.spec.key: sum(s.size for s in p.todo) for p in plans}
@@ -187,10 +188,9 @@ def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool) 
     ]
 
 
-def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler) -> None:
+def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed) -> None:
     cluster = ray.cluster_resources()
     todo = sum(len(p.todo) for p in plans)
-    resumed = sum(p.done for p in plans)
     states = list(scheduler.pairs.values())
     estimate = simulate(states, slots)
     bound = max(lower_bound(states, slots))
