@@ -17,12 +17,12 @@ import time
 
 import numpy as np
 
-from runner.actors import forward
 from runner.catalog import load_catalog
 from runner.data.index import open_dataset
 from runner.data.recipes import decode_rgb
 from runner.data.sample import write_sample_dataset
 from runner.frameworks import load_adapter
+from runner.run.actors import forward
 
 
 def crops(count: int, size_recipe) -> np.ndarray:

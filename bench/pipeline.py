@@ -61,7 +61,7 @@ def baseline(framework: str, data: str, classes: str, models: list[str]) -> dict
     from runner.data.index import open_dataset
     from runner.data.recipes import decode_rgb
     from runner.frameworks import load_adapter
-    from runner.schema import top_k
+    from runner.predictions import top_k
 
     records = open_dataset(data, classes=classes).records
     out = {"decode_seconds": 0.0, "models": {}}
@@ -99,7 +99,7 @@ def timed_child(args: list[str]) -> tuple[float, subprocess.CompletedProcess]:
 def kpbench_predictions(out: Path) -> tuple[dict, float, float]:
     import pyarrow.dataset as ds
 
-    from runner.schema import read_provenance
+    from runner.predictions import read_provenance
 
     table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
     frame = table.to_pandas().sort_values("position")

@@ -8,7 +8,7 @@
    image per forward pass (the reproducible mode). `--costs FILE` reuses (or saves) them.
 2. Turns them into GPU estimates: inference divided by --gpu-speedup (an assumption: how much
    faster one GPU runs these models than one core here), start-up unchanged (it is CPU work).
-3. Runs kpbench's scheduler (runner/schedule.py, the one the driver uses) on 50 shards of
+3. Runs kpbench's scheduler (runner/plan/schedule.py, the one the driver uses) on 50 shards of
    1,000 images per model, and prints the planned makespan next to the lower bound: total
    work / GPUs, and the longest indivisible piece (one replica's start-up plus one shard).
    The baseline is one actor per model, the slowest model alone setting the wall time.
@@ -87,7 +87,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
-    from runner.schedule import PairState, lower_bound, simulate
+    from runner.plan.schedule import PairState, lower_bound, simulate
 
     if args.costs and args.costs.exists():
         measured = json.loads(args.costs.read_text())

@@ -5,7 +5,7 @@
 Imports the 34 models of the 2019 benchmark (34 x 50,000 = 1.7 million rows) into a temporary
 run folder (or, when the reference files are absent, writes random predictions of the same
 shape), then measures, in this one process:
-- kpbench: `runner.reduce.score` (read Parquet, Acc@1/Acc@5, ranks), best of 3;
+- kpbench: `runner.score.reduce.score` (read Parquet, Acc@1/Acc@5, ranks), best of 3;
 - baseline: the same files read row by row into Python objects, then a loop per row.
 It prints process CPU seconds for both, the ratio, and checks that both give the same figures.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from runner.import_npy import import_npy
-from runner.reduce import score
+from runner.score.import_npy import import_npy
+from runner.score.reduce import score
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args, console: Console) -> int:
     from runner.config import load_config
-    from runner.driver import run_benchmark
+    from runner.run.driver import run_benchmark
 
     overrides = {
         key: getattr(args, key)
@@ -178,7 +178,7 @@ def cmd_run(args, console: Console) -> int:
 
 
 def cmd_score(args, console: Console) -> int:
-    from runner.reduce import LabelOptions
+    from runner.score.reduce import LabelOptions
 
     options = LabelOptions(
         omit=_load_npy(args.omit, "--omit"),
@@ -191,8 +191,8 @@ def cmd_score(args, console: Console) -> int:
 
 
 def _score_and_print(out: str, console: Console, options=None, reference: str | None = None) -> None:
-    from runner.reduce import LabelOptions, compare_with_reference, score
-    from runner.results import print_table, write_results
+    from runner.score.reduce import LabelOptions, compare_with_reference, score
+    from runner.score.results import print_table, write_results
 
     rows = score(out, options or LabelOptions())
     differ = compare_with_reference(rows, _read_csv(reference)) if reference else []
@@ -248,7 +248,7 @@ def _read_csv(path: str) -> list[dict]:
 def cmd_report(args, console: Console) -> int:
     from pathlib import Path
 
-    from runner.report import write_report
+    from runner.score.report import write_report
 
     if not (Path(args.out) / "results" / "accuracy.json").is_file():
         _score_and_print(args.out, console)
@@ -273,7 +273,7 @@ def cmd_pack(args, console: Console) -> int:
 
 
 def cmd_compare(args, console: Console) -> int:
-    from runner.compare import compare_runs
+    from runner.score.compare import compare_runs
 
     rows = compare_runs(args.run_a, args.run_b)
     table = Table(title=f"{args.run_a} (A) vs {args.run_b} (B)")
@@ -304,7 +304,7 @@ def _fmt_compare(column: str, value) -> str:
 
 
 def cmd_import_npy(args, console: Console) -> int:
-    from runner.import_npy import import_npy
+    from runner.score.import_npy import import_npy
 
     imported = import_npy(args.dir, args.out, args.framework, args.ground_truth, args.overwrite)
     console.print(f"imported {len(imported)} model(s) into {args.out}: {', '.join(imported)}")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from runner.schema import predictions_table, shard_path, write_shard
+from runner.predictions import predictions_table, shard_path, write_shard
 
 
 def provenance_for(framework, model, images, pair_key="k", weights="random", protocol="reference",

@@ -14,9 +14,9 @@ import sys
 import pytest
 
 from runner.cli import main
-from runner.compare import compare_runs
-from runner.reduce import score
-from runner.schema import read_provenance
+from runner.predictions import read_provenance
+from runner.score.compare import compare_runs
+from runner.score.reduce import score
 
 from .conftest import ROOT
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from runner.cli import main
-from runner.compare import compare_runs
+from runner.score.compare import compare_runs
 
 from .helpers import write_pair
 

@@ -7,12 +7,12 @@ import pytest
 from rich.console import Console
 
 from runner.cli import main
-from runner.compare import compare_runs
 from runner.data.index import open_dataset
-from runner.driver import run_benchmark
 from runner.errors import UserError
-from runner.reduce import load_pair
-from runner.schema import read_provenance
+from runner.predictions import read_provenance
+from runner.run.driver import run_benchmark
+from runner.score.compare import compare_runs
+from runner.score.reduce import load_pair
 
 from .conftest import sample_config
 

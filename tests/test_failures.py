@@ -15,8 +15,8 @@ from PIL import Image
 from rich.console import Console
 
 from runner.config import load_config
-from runner.driver import run_benchmark
-from runner.reduce import score
+from runner.run.driver import run_benchmark
+from runner.score.reduce import score
 
 from .conftest import ROOT, probe
 

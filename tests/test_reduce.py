@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from runner.errors import UserError
-from runner.reduce import COLUMNS, score
-from runner.results import write_results
+from runner.score.reduce import COLUMNS, score
+from runner.score.results import write_results
 
 from .helpers import write_pair
 

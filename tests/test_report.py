@@ -4,9 +4,9 @@ import numpy as np
 from PIL import Image
 
 from runner.cli import main
-from runner.reduce import LabelOptions, score
-from runner.report import write_report
-from runner.results import write_results
+from runner.score.reduce import LabelOptions, score
+from runner.score.report import write_report
+from runner.score.results import write_results
 
 from .helpers import write_pair
 

@@ -8,8 +8,8 @@ import pytest
 
 from runner.cli import main
 from runner.errors import UserError
-from runner.import_npy import import_npy
-from runner.reduce import LabelOptions, compare_with_reference, score
+from runner.score.import_npy import import_npy
+from runner.score.reduce import LabelOptions, compare_with_reference, score
 
 from .conftest import SHARED
 from .helpers import write_pair

@@ -7,9 +7,9 @@ import pytest
 from rich.console import Console
 
 from runner.data.sample import write_sample_dataset
-from runner.driver import run_benchmark
-from runner.schedule import PairState, Scheduler, lower_bound, simulate
-from runner.schema import read_provenance
+from runner.plan.schedule import PairState, Scheduler, lower_bound, simulate
+from runner.predictions import read_provenance
+from runner.run.driver import run_benchmark
 
 from .conftest import sample_config
 

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from runner.data.index import ImageRecord
 from runner.data.packed import read_packed_images
 from runner.data.recipes import Recipe, decode_rgb
+from runner.data.records import ImageRecord
 
 
 def load_crops(records: list[ImageRecord], recipe: Recipe, threads: int) -> tuple[np.ndarray, dict]:

@@ -17,9 +17,10 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from runner.data.packed import is_packed, open_packed
+from runner.data.records import DatasetIndex, ImageRecord
 from runner.errors import UserError
 
 # torchvision's IMG_EXTENSIONS: the files ImageFolder would pick up.
@@ -28,63 +29,8 @@ NUM_IMAGENET_CLASSES = 1000
 _WNID = re.compile(r"^n\d{8}$")
 
 
-@dataclass(frozen=True)
-class ImageRecord:
-    position: int  # index in the dataset's sorted order (the 2019 files' row number)
-    image_id: str  # path relative to the dataset root, '/'-separated; unique
-    path: str  # absolute path on the machine that built the index, or a packed part's URI
-    label: int  # class index in sorted-class-list order
-    row: int | None = None  # row in the packed part file; None for a plain image file
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int
-    start: int  # first position, inclusive
-    stop: int  # last position, exclusive
-
-    @property
-    def size(self) -> int:
-        return self.stop - self.start
-
-
-@dataclass(frozen=True)
-class DatasetIndex:
-    root: str
-    layout: str  # "class_folders" or "flat"
-    classes: tuple[str, ...]  # class names (WordNet ids) in index order
-    records: tuple[ImageRecord, ...]
-    fingerprint: str  # sha256 over (image id, label, file size) rows and the class list
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def shards(self, shard_size: int) -> list[Shard]:
-        """Contiguous, deterministic shards covering every position exactly once."""
-        if shard_size <= 0:
-            raise ValueError("shard_size must be positive")
-        return [
-            Shard(k, start, min(start + shard_size, len(self.records)))
-            for k, start in enumerate(range(0, len(self.records), shard_size))
-        ]
-
-    def shard_records(self, shard: Shard) -> list[ImageRecord]:
-        return list(self.records[shard.start : shard.stop])
-
-    def summary(self) -> dict:
-        return {
-            "root": self.root,
-            "layout": self.layout,
-            "images": len(self.records),
-            "classes": len(self.classes),
-            "fingerprint": self.fingerprint,
-        }
-
-
 def open_dataset(data: str, labels: str | None = None, classes: str | None = None) -> DatasetIndex:
     """Index a dataset folder or pack; every problem is a UserError with one clear line."""
-    from runner.data.packed import is_packed, open_packed
-
     if is_packed(data):
         if labels or classes:
             raise UserError(f"{data} is a packed dataset: its labels and classes are inside it")

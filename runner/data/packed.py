@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from runner.data.index import DatasetIndex, ImageRecord
+from runner.data.records import DatasetIndex, ImageRecord
 from runner.errors import UserError
 
 MANIFEST = "kpbench-pack.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import UserError
-from runner.reduce import PairPredictions, accuracy, load_pair, pair_folders
+from runner.score.reduce import PairPredictions, accuracy, load_pair, pair_folders
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> list[dict]:

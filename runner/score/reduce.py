@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from runner.errors import UserError
-from runner.schema import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
+from runner.predictions import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 import ray
 
-from runner.actors import PairActor, PairJob
-from runner.data.index import DatasetIndex, ImageRecord, Shard
-from runner.progress import RunProgress
-from runner.schedule import Scheduler
-from runner.schema import clear_failure, record_failure
+from runner.data.records import DatasetIndex, ImageRecord, Shard
+from runner.plan.pairs import PairJob
+from runner.plan.schedule import Scheduler
+from runner.predictions import clear_failure, record_failure
+from runner.run.actors import PairActor
+from runner.run.progress import RunProgress
 
 WINDOW = 2  # shards assigned to a replica at once: one inferring, the next decoding
 LOOKAHEAD = 2 * WINDOW  # a pair shares crops decoded this many shards ahead of its queue

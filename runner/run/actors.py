@@ -21,33 +21,12 @@ import numpy as np
 import ray
 
 from runner import __version__
-from runner.catalog import ModelSpec
 from runner.data.decode import load_crops
-from runner.data.index import ImageRecord, Shard
 from runner.data.recipes import Recipe
+from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
-from runner.schema import SCHEMA_VERSION, predictions_table, shard_path, top_k, write_shard
-
-
-@dataclass(frozen=True)
-class PairJob:
-    """What an actor needs to know; also the provenance it records (pair_key names the config
-    that determines the predictions, so a resumed run can tell its own files apart)."""
-
-    spec: ModelSpec
-    weights: str
-    protocol: str
-    seed: int
-    forward_batch: int  # images per forward pass: 1 for reproducible Keras
-    forward_threads: int  # one-image forward passes in flight at once (results do not change)
-    batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
-    threads: int
-    decode_threads: int  # images decoded in parallel within one shard
-    out: str
-    run_id: str
-    pair_key: str
-    dataset: dict
-
+from runner.plan.pairs import PairJob
+from runner.predictions import SCHEMA_VERSION, predictions_table, shard_path, top_k, write_shard
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.

@@ -18,7 +18,7 @@ from runner import __version__
 from runner.catalog import FRAMEWORKS, load_catalog
 from runner.data.index import read_labels
 from runner.errors import UserError
-from runner.schema import (
+from runner.predictions import (
     SCHEMA_VERSION,
     predictions_table,
     read_pair_key,

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only; no display is needed or wanted
 import matplotlib.pyplot as plt  # noqa: E402
 
 from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
-from runner.results import RANDOM_NOTE  # noqa: E402
+from runner.score.results import RANDOM_NOTE  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.atomic import write_text_atomic
-from runner.reduce import COLUMNS
+from runner.score.reduce import COLUMNS
 
 RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
 

@@ -1,0 +1,1 @@
+"""Planning a run: which (framework, model) pairs and shards to run, and in what order."""

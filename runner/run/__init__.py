@@ -1,0 +1,1 @@
+"""Running a plan on Ray: the driver, its event loop, the actors and live progress."""
