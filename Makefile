@@ -94,7 +94,7 @@ catalog: $(STAMP)
 
 # Regenerate docs/configuration.md from RunConfig in runner/config.py (after changing an option).
 docs: $(STAMP)
-	$(BIN)/python -m runner.options --write
+	$(BIN)/python -m runner.options
 
 # Speed and memory measurements: each script prints a ratio against a baseline run in the same process.
 bench: $(STAMP)

@@ -1,8 +1,7 @@
 """RunConfig's fields as `kpbench run` flags and as docs/configuration.md.
 
-    python -m runner.options            # print the configuration reference
-    python -m runner.options --write    # rewrite docs/configuration.md
-    make docs                           # the same as --write
+    python -m runner.options    # rewrite docs/configuration.md
+    make docs                   # the same
 
 A field's annotation decides its flag: bool -> --key / --no-key, Literal -> choices, int and
 float -> that type, a list of Literal values -> one comma-separated word, any other list -> one
@@ -216,17 +215,10 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help=f"rewrite {REFERENCE}")
-    text = reference_markdown()
-    if parser.parse_args(argv).write:
-        write_text_atomic(REFERENCE, text)
-        print(f"wrote {REFERENCE}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+def write_reference() -> None:
+    write_text_atomic(REFERENCE, reference_markdown())
+    print(f"wrote {REFERENCE}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    write_reference()
