@@ -36,7 +36,8 @@ def _add_run(commands) -> None:
         "--address or RAY_ADDRESS). Flags override the --config file. Rerunning the same "
         "command resumes: finished shards are not recomputed.",
     )
-    run.add_argument("--config", help="YAML run config (keys as the long flags, with _)")
+    run.add_argument("--config", help="YAML run config: keys as the long flags, with _ "
+                     "(docs/configuration.md)")
     add_run_flags(run)
 
 
