@@ -22,7 +22,7 @@ SHM_SIZE    ?= 4g
 
 RUN_FLAGS = --config $(CONFIG) --out $(OUT) $(if $(DATA),--data $(DATA)) $(if $(MODELS),--models $(MODELS))
 
-.PHONY: setup run score test test-slow test-all-models catalog catalog-docs bench lint lock build build-cpu weights sample-data clean clean-venv
+.PHONY: setup run score test test-slow test-all-models catalog docs bench lint lock build build-cpu weights sample-data clean clean-venv
 
 # The stamp is newer than the pin file once installed, so a second `make` installs nothing.
 $(STAMP): requirements.txt pyproject.toml
@@ -91,11 +91,13 @@ test-all-models: $(STAMP)
 # Regenerate runner/catalog/torchvision.yaml from the installed torchvision (after an upgrade).
 catalog: $(STAMP)
 	$(BIN)/python -m runner.catalog.generate --write
-	$(BIN)/python -m runner.catalog.docs --write
+	$(BIN)/python -m runner.catalog.docs
 
-# Regenerate docs/catalog.md from the catalog files (tests/test_docs.py fails while it drifts).
-catalog-docs: $(STAMP)
-	$(BIN)/python -m runner.catalog.docs --write
+# Regenerate the generated docs: docs/configuration.md from RunConfig in runner/config.py (after
+# changing an option), docs/catalog.md from runner/catalog/*.yaml (tests fail while either drifts).
+docs: $(STAMP)
+	$(BIN)/python -m runner.options
+	$(BIN)/python -m runner.catalog.docs
 
 # Speed and memory measurements: each script prints a ratio against a baseline run in the same process.
 bench: $(STAMP)

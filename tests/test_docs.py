@@ -48,7 +48,7 @@ def test_every_config_file_is_described():
 
 def test_catalog_page_is_what_the_catalog_files_give():
     if catalog_docs.DOCS_FILE.read_text() != catalog_docs.render():
-        pytest.fail("docs/catalog.md is stale: run `make catalog-docs` and commit it")
+        pytest.fail("docs/catalog.md is stale: run `make docs` and commit it")
 
 
 def _anchors(page) -> set[str]:
