@@ -18,17 +18,16 @@ from __future__ import annotations
 import difflib
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from runner.catalog import PROTOCOLS, SET_NAMES, load_catalog
 
-from .helpers import KERAS_SLOW, ProbeFailed, check_predictions, prediction_problems, probe
+from .helpers import KERAS_SLOW, ROOT, ProbeFailed, check_predictions, prediction_problems, probe
 
 CATALOG = load_catalog()
-CATALOG_DIR = Path(__file__).resolve().parents[1] / "runner" / "catalog"
+CATALOG_DIR = ROOT / "runner" / "catalog"
 TORCHVISION = CATALOG.select(["torchvision"])
 KERAS = CATALOG.select(["keras"])
 
