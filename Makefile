@@ -1,6 +1,6 @@
 # kpbench: every target sets up .venv itself (pins in requirements.txt) and reuses it.
 # Overridable: CONFIG, DATA, OUT, MODELS (e.g. make run MODELS='pytorch/resnet18 keras/mobilenet').
-# Docker (README, "Docker and clusters"): IMAGE (set: `make run` runs in that image instead of
+# Docker (docs/docker-and-clusters.md): IMAGE (set: `make run` runs in that image instead of
 # .venv; `make build`/`build-cpu` tag it, default kpbench:gpu / kpbench:cpu), GPUS (docker --gpus,
 # default all, none for an image named *cpu*), TORCH_CACHE and KERAS_CACHE (host weights caches,
 # mounted read-only), SHM_SIZE (/dev/shm for Ray's object store), DOCKER.
@@ -84,17 +84,20 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
 
 # Every catalog entry (188) built with random weights, one prediction each, parameter counts and
-# Keras weight file names checked (README "Tests": about 20 minutes on 2 cores).
+# Keras weight file names checked (CONTRIBUTING.md, "Tests": about 20 minutes on 2 cores).
 test-all-models: $(STAMP)
 	$(BIN)/pytest -m all_models --durations=0 tests/test_zoo.py
 
 # Regenerate runner/catalog/torchvision.yaml from the installed torchvision (after an upgrade).
 catalog: $(STAMP)
 	$(BIN)/python -m runner.catalog.generate --write
+	$(BIN)/python -m runner.catalog.docs
 
-# Regenerate docs/configuration.md from RunConfig in runner/config.py (after changing an option).
+# Regenerate the generated docs: docs/configuration.md from RunConfig in runner/config.py (after
+# changing an option), docs/catalog.md from runner/catalog/*.yaml (tests fail while either drifts).
 docs: $(STAMP)
 	$(BIN)/python -m runner.options
+	$(BIN)/python -m runner.catalog.docs
 
 # Speed and memory measurements: each script prints a ratio against a baseline run in the same process.
 bench: $(STAMP)

@@ -1,40 +1,13 @@
+"""Fixtures shared by the test modules (plain helpers live in tests/helpers.py)."""
+
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import ray
 
-from runner.config import RunConfig, load_config
 from runner.data.sample import write_sample_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "reference"
-
-
-def probe(framework: str, check: str, args, env: dict | None = None, timeout: int = 900) -> dict:
-    """Run a tests.framework_probe check in a child process (one framework per process)."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "tests.framework_probe", framework, check, json.dumps(args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    document = json.loads(completed.stdout.strip().splitlines()[-1])
-    expected = {"pytorch": ["torch"], "keras": ["tensorflow"]}[framework]
-    assert document["frameworks_loaded"] == expected, "a probe must load exactly one framework"
-    return document["result"]
-
-
-def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +22,3 @@ def ray_two_fake_gpus():
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()
-
-
-def sample_config(sample_dir: Path, out: Path, models: list[str], **overrides) -> RunConfig:
-    """A random-weight run over the generated sample data."""
-    return load_config(None, {
-        "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
-        "out": str(out), "models": models, "weights": "random", **overrides,
-    })

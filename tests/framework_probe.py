@@ -3,7 +3,7 @@
     python -m tests.framework_probe FRAMEWORK CHECK [ARGS_JSON]
 
 prints one JSON document on the last line of stdout. Tests call it through `probe()` in
-conftest.py, so the pytest process itself never imports PyTorch or TensorFlow.
+tests/helpers.py, so the pytest process itself never imports PyTorch or TensorFlow.
 """
 
 from __future__ import annotations
@@ -17,37 +17,44 @@ import numpy as np
 
 def build_and_predict(framework: str, names: list[str]) -> dict:
     """Build each model with random weights; predict one random image of its input size.
-    Also reports the built model's parameter count and input size."""
+    Also reports the built model's parameter count and input size. A model that fails to
+    build or predict gets {"error": ...} and the others still run."""
     import gc
 
     from runner.catalog import load_catalog
-    from runner.frameworks import load_adapter
 
     catalog = load_catalog()
     results = {}
     for name in names:
-        spec = catalog.get(f"{framework}/{name}")
-        started = time.perf_counter()
-        adapter = load_adapter(spec, weights="random", seed=0, threads=2)
-        built = time.perf_counter() - started
-        size = spec.recipe("reference").output_size
-        image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-        probs = adapter.predict(image)
-        results[name] = {
-            "shape": list(probs.shape),
-            "sum": float(probs.sum()),
-            "min": float(probs.min()),
-            "build_seconds": built,
-            "seconds": time.perf_counter() - started,
-            **_architecture(framework, adapter.model),
-        }
-        del adapter, probs
+        try:
+            results[name] = _build_and_predict_one(framework, catalog.get(f"{framework}/{name}"))
+        except Exception as exc:
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
         if framework == "keras":
             import keras
 
             keras.backend.clear_session()
         gc.collect()
     return results
+
+
+def _build_and_predict_one(framework: str, spec) -> dict:
+    from runner.frameworks import load_adapter
+
+    started = time.perf_counter()
+    adapter = load_adapter(spec, weights="random", seed=0, threads=2)
+    built = time.perf_counter() - started
+    size = spec.recipe("reference").output_size
+    image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    probs = adapter.predict(image)
+    return {
+        "shape": list(probs.shape),
+        "sum": float(probs.sum()),
+        "min": float(probs.min()),
+        "build_seconds": built,
+        "seconds": time.perf_counter() - started,
+        **_architecture(framework, adapter.model),
+    }
 
 
 def _architecture(framework: str, model) -> dict:
@@ -62,33 +69,12 @@ def _architecture(framework: str, model) -> dict:
     }
 
 
-def weights_metadata(framework: str, names: list[str]) -> dict:
-    """What the installed framework says about each entry's weights."""
+def keras_weight_files(framework: str, names: list[str]) -> dict:
+    """The cache file name keras.applications asks for, per Keras entry."""
     from runner.catalog import load_catalog
 
     catalog = load_catalog()
-    out = {}
-    for name in names:
-        spec = catalog.get(f"{framework}/{name}")
-        if framework == "pytorch":
-            from torchvision.models import get_weight
-
-            weights = get_weight(spec.weights_id)
-            metrics = weights.meta["_metrics"]["ImageNet-1K"]
-            transforms = weights.transforms()
-            out[name] = {
-                "documented": [metrics["acc@1"], metrics["acc@5"]],
-                "gflops": weights.meta["_ops"],
-                "num_params": weights.meta["num_params"],
-                "resize": transforms.resize_size[0],
-                "crop": transforms.crop_size[0],
-                "interpolation": transforms.interpolation.value,
-                "mean": list(transforms.mean),
-                "std": list(transforms.std),
-            }
-        else:
-            out[name] = {"requested_file": _keras_requested_file(spec.builder)}
-    return out
+    return {name: _keras_requested_file(catalog.get(f"keras/{name}").builder) for name in names}
 
 
 class _StopDownload(Exception):
@@ -282,7 +268,7 @@ def keras_applications(framework: str, args) -> list[str]:
 
 CHECKS = {
     "build_and_predict": build_and_predict,
-    "weights_metadata": weights_metadata,
+    "keras_weight_files": keras_weight_files,
     "load_pretrained": load_pretrained,
     "recipe_fidelity": recipe_fidelity,
     "keras_reproducibility": keras_reproducibility,

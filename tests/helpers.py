@@ -1,8 +1,20 @@
-"""Hand-made prediction files with known answers, for reducer tests."""
+"""Helpers shared by the test modules (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from runner import __version__
+from runner.catalog import load_catalog
+from runner.config import RunConfig, load_config
 from runner.predictions import (
     SCHEMA_VERSION,
     Provenance,
@@ -11,6 +23,103 @@ from runner.predictions import (
     write_shard,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "reference"
+
+# The two heaviest 2019 Keras builds run under `make test-slow` only; every family still has a
+# member in CI: NASNetMobile stands for NASNet, InceptionV3 for Inception.
+KERAS_SLOW = {"nasnetlarge", "inceptionresnetv2"}
+
+
+# ---- child processes ----
+
+class ProbeFailed(AssertionError):
+    """A framework probe's child process exited with an error (stderr's tail in the message)."""
+
+
+def probe(framework: str, check: str, args, env: dict | None = None, timeout: int = 900) -> dict:
+    """Run a tests.framework_probe check in a child process (one framework per process)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "tests.framework_probe", framework, check, json.dumps(args)],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if completed.returncode != 0:
+        raise ProbeFailed(completed.stderr[-3000:])
+    document = json.loads(completed.stdout.strip().splitlines()[-1])
+    expected = {"pytorch": ["torch"], "keras": ["tensorflow"]}[framework]
+    assert document["frameworks_loaded"] == expected, "a probe must load exactly one framework"
+    return document["result"]
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None,
+            timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m runner ARGS` in a child process (env: the whole environment, when given)."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def offline_weight_caches(tmp_path: Path) -> dict:
+    """Empty weights caches under tmp_path, and a proxy nothing listens on: every download fails
+    at once, as on a machine without internet."""
+    unreachable = "http://127.0.0.1:9"
+    return {"TORCH_HOME": str(tmp_path / "torch"), "KERAS_HOME": str(tmp_path / "keras"),
+            "HTTPS_PROXY": unreachable, "https_proxy": unreachable}
+
+
+# ---- runs and their files ----
+
+def sample_config(sample_dir: Path, out: Path, models: list[str], **overrides) -> RunConfig:
+    """A random-weight run over the generated sample data."""
+    return load_config(None, {
+        "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
+        "out": str(out), "models": models, "weights": "random", **overrides,
+    })
+
+
+def read_predictions(out: Path, columns: list[str] | None = None) -> pa.Table:
+    """Every prediction row of a run folder, with `framework` and `model` from the paths,
+    sorted by (framework, model, position)."""
+    table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
+    order = [(column, "ascending") for column in ("framework", "model", "position")]
+    return table.sort_by(order).select(columns or table.column_names)
+
+
+# ---- catalog builds ----
+
+def prediction_problems(framework: str, results: dict) -> list[str]:
+    """What is wrong with each built model's prediction (a framework_probe build_and_predict
+    result): it must be a (1, 1000) probability row from an architecture of the catalog's
+    parameter count (and, for Keras, input size and in-model preprocessing). Every model is
+    checked, so a failure names all the models that fail, not only the first."""
+    catalog = load_catalog()
+    problems = []
+    for name, result in results.items():
+        if "error" in result:
+            problems.append(f"{framework}/{name}: {result['error']}")
+            continue
+        spec = catalog.get(f"{framework}/{name}")
+        expected = {"shape": [1, 1000], "params": spec.num_params}
+        if framework == "keras":
+            expected["in_model_preprocessing"] = spec.preprocess == "none"
+            if result["input_size"] is not None:  # None: the application accepts any size
+                expected["input_size"] = spec.input_size
+        wrong = {key: (result[key], value) for key, value in expected.items() if result[key] != value}
+        if abs(result["sum"] - 1.0) > 1e-4 or result["min"] < 0:
+            wrong["probabilities"] = (f"sum {result['sum']}, min {result['min']}", "sum 1, min >= 0")
+        problems += [f"{framework}/{name}: {key} is {got}, expected {want}"
+                     for key, (got, want) in wrong.items()]
+    return problems
+
+
+def check_predictions(framework: str, results: dict) -> None:
+    problems = prediction_problems(framework, results)
+    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)
+
+
+# ---- hand-made prediction files with known answers, for reducer tests ----
 
 def provenance_for(framework, model, images, shard=(0, 0, 1), pair_key="k", weights="random",
                    protocol="reference", documented=None) -> Provenance:

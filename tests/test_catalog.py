@@ -1,14 +1,16 @@
-"""The catalog's 2019 set: the 34 models of the 2019 benchmark, valid, and each builds and predicts.
-(The torchvision and keras sets, and checks over every entry, are in test_zoo.py.)"""
+"""The catalog's 2019 set: the 34 models of the 2019 benchmark, with the 2019 table's figures, and
+each builds and predicts; selection and the offline weights error.
+(The torchvision and keras sets, and checks over every entry, the 2019 ones included, are in
+test_zoo.py.)"""
 
 import csv
 
 import pytest
 
-from runner.catalog import PROTOCOLS, load_catalog
+from runner.catalog import load_catalog
 from runner.errors import UserError
 
-from .conftest import SHARED, probe
+from .helpers import KERAS_SLOW, SHARED, check_predictions, offline_weight_caches, probe
 
 KERAS = ["densenet121", "densenet169", "densenet201", "mobilenet", "mobilenetV2", "nasnetmobile",
          "resnet50", "vgg16", "vgg19", "xception", "inceptionresnetv2", "inceptionv3",
@@ -17,9 +19,6 @@ PYTORCH = ["alexnet", "densenet121", "densenet161", "densenet169", "densenet201"
            "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "squeezenet1_0",
            "squeezenet1_1", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn",
            "vgg19", "vgg19_bn"]
-# The two heaviest Keras builds run under `make test-slow`; every family
-# still has a member in CI: NASNetMobile stands for NASNet, InceptionV3 for Inception.
-KERAS_SLOW = {"nasnetlarge", "inceptionresnetv2"}
 
 CATALOG = load_catalog()
 NORTHCUTT = CATALOG.select(["northcutt2019"])
@@ -32,23 +31,6 @@ def test_the_34_models_of_2019():
     assert {s.model_set for s in NORTHCUTT} == {"northcutt2019"}
 
 
-@pytest.mark.parametrize("spec", NORTHCUTT, ids=lambda s: s.key)
-def test_entry_is_complete(spec):
-    assert set(spec.recipes) == set(PROTOCOLS)
-    for recipe in spec.recipes.values():
-        assert recipe.output_size == spec.input_size
-    assert spec.published.northcutt2019 and spec.published.documented
-    for acc1, acc5 in (spec.published.northcutt2019, spec.published.documented):
-        assert 0 < acc1 < acc5 < 100
-    if spec.framework == "keras":
-        assert spec.weights_id == "imagenet" and spec.weights_file.endswith(".h5")
-    else:
-        assert spec.weights_id.endswith(".IMAGENET1K_V1") and spec.preprocess == "torch"
-        # the same weights are in the torchvision set under torchvision's name
-        twin = CATALOG.get(f"pytorch/{spec.builder}.IMAGENET1K_V1")
-        assert (twin.weights_id, twin.recipe("reference")) == (spec.weights_id, spec.recipe("reference"))
-
-
 def test_published_2019_figures_match_the_reference_table():
     table = SHARED / "northcutt2019" / "published_table.csv"
     if not table.exists():
@@ -57,38 +39,6 @@ def test_published_2019_figures_match_the_reference_table():
         framework = "keras" if row["platform"].startswith("Keras") else "pytorch"
         spec = CATALOG.get(f"{framework}/{row['model']}")
         assert spec.published.northcutt2019 == (float(row["acc1"]), float(row["acc5"]))
-
-
-def test_torchvision_metadata_agrees_with_the_catalog():
-    meta = probe("pytorch", "weights_metadata", PYTORCH)
-    for name, facts in meta.items():
-        spec = CATALOG.get(f"pytorch/{name}")
-        assert list(spec.published.documented) == facts["documented"], name
-        assert spec.gflops == facts["gflops"], name
-        assert spec.num_params == facts["num_params"], name
-        assert [list(spec.mean), list(spec.std)] == [facts["mean"], facts["std"]], name
-        reference = spec.recipe("reference")
-        assert (reference.size, reference.crop) == (facts["resize"], facts["crop"]), name
-        assert reference.interpolation == facts["interpolation"], name
-
-
-def test_keras_weight_file_names_are_the_ones_keras_downloads():
-    names = [n for n in KERAS if n not in KERAS_SLOW]
-    for name, facts in probe("keras", "weights_metadata", names).items():
-        assert facts["requested_file"] == CATALOG.get(f"keras/{name}").weights_file, name
-
-
-def check_predictions(framework: str, results: dict) -> None:
-    """A (1, 1000) probability row, from an architecture of the catalog's parameter count."""
-    for name, result in results.items():
-        spec = CATALOG.get(f"{framework}/{name}")
-        assert result["shape"] == [1, 1000], name
-        assert result["sum"] == pytest.approx(1.0, abs=1e-4), name
-        assert result["min"] >= 0, name
-        assert result["params"] == spec.num_params, name
-        if framework == "keras":
-            assert result["input_size"] in (spec.input_size, None), name
-            assert result["in_model_preprocessing"] == (spec.preprocess == "none"), name
 
 
 def test_every_pytorch_entry_builds_and_predicts():
@@ -128,9 +78,7 @@ def test_unknown_model_suggests_names():
 
 @pytest.mark.parametrize("framework, name", [("pytorch", "squeezenet1_1"), ("keras", "mobilenet")])
 def test_missing_weights_offline_is_one_clear_error(tmp_path, framework, name):
-    unreachable = "http://127.0.0.1:9"  # nothing listens: every download fails at once
-    env = {"TORCH_HOME": str(tmp_path / "torch"), "KERAS_HOME": str(tmp_path / "keras"),
-           "HTTPS_PROXY": unreachable, "https_proxy": unreachable}
+    env = offline_weight_caches(tmp_path)
     (result,) = probe(framework, "load_pretrained", [name], env=env).values()
     assert result["type"] == "WeightsUnavailable"
     cache = tmp_path / ("torch/hub/checkpoints" if framework == "pytorch" else "keras/models")

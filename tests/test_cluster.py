@@ -18,7 +18,7 @@ from runner.predictions import read_provenance
 from runner.score.compare import compare_runs
 from runner.score.reduce import score
 
-from .conftest import ROOT
+from .helpers import run_cli
 
 MODELS = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet"]
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -55,9 +55,8 @@ def two_node_cluster(tmp_path):
 
 
 def _run(env, *args):
-    done = subprocess.run([sys.executable, "-m", "runner", "run", "--models", *MODELS,
-                           "--weights", "random", "--shard-size", "4", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = run_cli("run", "--models", *MODELS, "--weights", "random", "--shard-size", "4", *args,
+                   env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

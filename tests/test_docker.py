@@ -17,7 +17,8 @@ import yaml
 
 from runner.config import RunConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+from .helpers import ROOT
+
 DOCKER = ROOT / "docker"
 
 

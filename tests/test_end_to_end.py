@@ -2,7 +2,6 @@
 
 import duckdb
 import numpy as np
-import pyarrow.dataset as ds
 import pytest
 from rich.console import Console
 
@@ -13,7 +12,7 @@ from runner.predictions import load_pair, read_provenance
 from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
 
-from .conftest import sample_config
+from .helpers import read_predictions, sample_config
 
 MODELS = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras/resnet50"]
 
@@ -32,14 +31,10 @@ def two_runs(ray_two_fake_gpus, sample_dir, tmp_path_factory):
     return outs
 
 
-def _predictions(out):
-    return ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
-
-
 def test_exactly_one_row_per_image_per_model_with_right_labels(two_runs, sample_dir):
     dataset = open_dataset(str(sample_dir / "val"), classes=str(sample_dir / "classes.txt"))
     truth = {r.position: (r.image_id, r.label) for r in dataset.records}
-    frame = _predictions(two_runs[0]).to_pandas()
+    frame = read_predictions(two_runs[0]).to_pandas()
     assert sorted(set(zip(frame.framework, frame.model, strict=True))) == sorted(
         tuple(m.split("/")) for m in MODELS
     )
@@ -68,12 +63,7 @@ def test_each_actor_had_its_own_gpu(two_runs):
 
 def test_two_runs_give_identical_predictions(two_runs):
     columns = ["framework", "model", "position", "top5_class", "top5_prob"]
-    tables = [
-        _predictions(out).select(columns).sort_by(
-            [("framework", "ascending"), ("model", "ascending"), ("position", "ascending")]
-        )
-        for out in two_runs
-    ]
+    tables = [read_predictions(out, columns) for out in two_runs]
     assert tables[0].equals(tables[1])
 
 

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as ds
 import pytest
 import ray
 from PIL import Image
@@ -18,7 +17,7 @@ from runner.config import load_config
 from runner.run.driver import run_benchmark
 from runner.score.reduce import score
 
-from .conftest import ROOT, probe
+from .helpers import ROOT, offline_weight_caches, probe, read_predictions
 
 MODELS = ["pytorch/squeezenet1_1", "keras/mobilenet"]
 
@@ -31,7 +30,7 @@ def local_ray():
 
 
 def _rows(out):
-    return ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table().to_pandas()
+    return read_predictions(out).to_pandas()
 
 
 def _one_row_per_image(out, images):
@@ -134,9 +133,7 @@ def _kill_group(process):
 
 
 def test_missing_weights_fail_only_their_pair(sample_dir, tmp_path):
-    unreachable = "http://127.0.0.1:9"
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "KERAS_HOME": str(tmp_path / "keras"),
-           "HTTPS_PROXY": unreachable, "https_proxy": unreachable}
+    env = {**os.environ, **offline_weight_caches(tmp_path)}
     probe("pytorch", "save_random_checkpoint", ["squeezenet1_1"], env=env)  # cached; keras is not
     code, out, err = _finish(_cli(
         ["run", "--data", str(sample_dir / "val"), "--classes", str(sample_dir / "classes.txt"),

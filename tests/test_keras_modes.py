@@ -1,6 +1,6 @@
 """Keras: reproducible mode equals `model.predict` on each image alone, bit for bit."""
 
-from .conftest import probe
+from .helpers import probe
 
 
 def test_reproducible_mode_equals_per_image_predict_exactly():

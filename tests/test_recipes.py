@@ -6,7 +6,7 @@ from PIL import Image
 
 from runner.data.recipes import Recipe, center_crop
 
-from .conftest import probe
+from .helpers import probe
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,7 @@ from runner.errors import UserError
 from runner.score.import_npy import import_npy
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 
-from .conftest import SHARED
-from .helpers import write_pair
+from .helpers import SHARED, write_pair
 
 NORTHCUTT = SHARED / "northcutt2019"
 GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"
@@ -33,7 +32,7 @@ def test_import_and_score_reproduces_the_published_table(imported_2019):
     rows = score(imported_2019)
     assert len(rows) == 34
     differ = compare_with_reference(rows, published)
-    # resnet152's stored files come from a slightly different run than its table row (README)
+    # resnet152's stored files come from a slightly different run than its table row (docs/figures.md)
     assert differ == ["pytorch/resnet152: acc1 77.61 vs 77.62 (-0.01), acc5 93.82 vs 93.81 (+0.01)"]
     by_key = {(r["framework"], r["model"]): r for r in rows}
     contradictions = set()

@@ -2,7 +2,6 @@
 
 from collections import defaultdict
 
-import pyarrow.dataset as ds
 import pytest
 from rich.console import Console
 
@@ -10,7 +9,7 @@ from runner.data.sample import write_sample_dataset
 from runner.predictions import read_provenance
 from runner.run.driver import run_benchmark
 
-from .conftest import sample_config
+from .helpers import read_predictions, sample_config
 
 # four models, one recipe (shorter side 256, crop 224, bilinear) under the reference protocol
 SHARING = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras/resnet50"]
@@ -24,9 +23,8 @@ def _run(sample_dir, out, **overrides):
 
 
 def _table(out):
-    table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
-    return table.select(["framework", "model", "position", "status", "top5_class", "top5_prob"]).sort_by(
-        [("framework", "ascending"), ("model", "ascending"), ("position", "ascending")])
+    return read_predictions(out, ["framework", "model", "position", "status", "top5_class",
+                                  "top5_prob"])
 
 
 def _decode_ids(out):

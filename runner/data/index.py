@@ -138,6 +138,15 @@ def read_labels(
         id_to_wnid = _devkit_synsets(file)
         class_list = class_list or sorted(id_to_wnid.values())
         return _devkit_labels(file, lines, id_to_wnid, class_list), class_list
+    kind, pairs = _csv_label_pairs(path, lines)
+    if kind == "label":
+        return _index_labels(path, pairs, class_list), class_list
+    return _wnid_labels(path, pairs, class_list)
+
+
+def _csv_label_pairs(path: str, lines: list[str]) -> tuple[str, list[tuple[str, str]]]:
+    """The CSV's (file, value) rows and what the values are: "label" (class indices) or "wnid".
+    With a header the columns are named; without one, the second column's look decides."""
     rows = list(csv.reader(lines))
     header = [cell.strip() for cell in rows[0]]
     if "file" in header:
@@ -158,16 +167,26 @@ def read_labels(
             pairs.append((row[file_col].strip(), row[col].strip()))
         except IndexError:
             raise UserError(f"{path}:{line_no}: expected file,{kind}") from None
-    if kind == "label":
-        num_classes = len(class_list) if class_list else NUM_IMAGENET_CLASSES
-        labels = {}
-        for name, value in pairs:
-            if not value.isdigit() or int(value) >= num_classes:
-                raise UserError(
-                    f"{path}: label {value!r} for {name!r} is not a class index 0..{num_classes - 1}"
-                )
-            labels[name] = int(value)
-        return labels, class_list
+    return kind, pairs
+
+
+def _index_labels(
+    path: str, pairs: list[tuple[str, str]], class_list: list[str] | None
+) -> dict[str, int]:
+    num_classes = len(class_list) if class_list else NUM_IMAGENET_CLASSES
+    labels = {}
+    for name, value in pairs:
+        if not value.isdigit() or int(value) >= num_classes:
+            raise UserError(
+                f"{path}: label {value!r} for {name!r} is not a class index 0..{num_classes - 1}"
+            )
+        labels[name] = int(value)
+    return labels
+
+
+def _wnid_labels(
+    path: str, pairs: list[tuple[str, str]], class_list: list[str] | None
+) -> tuple[dict[str, int], list[str]]:
     if class_list is None:
         class_list = sorted({wnid for _, wnid in pairs})
         if len(class_list) != NUM_IMAGENET_CLASSES:
