@@ -18,44 +18,9 @@ tag=${1:-$KPBENCH_STANDIN}
 python=$KPBENCH_PYTHON
 suite=$KPBENCH_SUITE
 
-# The URI the host's apt uses for SUITE, from one-line (.list) or deb822 (.sources) files.
-apt_uri() {
-    local files=() file
-    for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [ -f "$file" ] && files+=("$file")
-    done
-    [ "${#files[@]}" -gt 0 ] || return 0
-    awk -v want="$1" '
-        function take(uris, suites,   u, s, nu, ns, i, j) {
-            nu = split(uris, u, " "); ns = split(suites, s, " ")
-            for (i = 1; i <= nu; i++) for (j = 1; j <= ns; j++)
-                if (s[j] == want) { print u[i]; found = 1; exit }
-        }
-        function flush() {
-            if (deb822 && debs && enabled) take(uris, suites)
-            uris = ""; suites = ""; debs = 0; enabled = 1
-        }
-        FNR == 1 { flush(); deb822 = (FILENAME ~ /\.sources$/) }
-        !deb822 && $1 == "deb" {
-            i = 2
-            if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-            if ($(i + 1) == want) { print $i; found = 1; exit }
-        }
-        deb822 && /^[ \t]*$/ { flush(); next }
-        deb822 {
-            key = tolower($1); value = $0; sub(/^[^:]*:[ \t]*/, "", value)
-            if (key == "types:") debs = (" " value " " ~ / deb /)
-            if (key == "uris:") uris = value
-            if (key == "suites:") suites = value
-            if (key == "enabled:") enabled = (tolower(value) != "no")
-        }
-        END { if (!found) flush() }
-    ' "${files[@]}"
-}
-
-mirror=${MIRROR:-$(apt_uri "$suite")}
+mirror=${MIRROR:-$(kpbench_apt_uri "$suite")}
 mirror=${mirror:-http://deb.debian.org/debian}
-security=${SECURITY_MIRROR:-$(apt_uri "$suite-security")}
+security=${SECURITY_MIRROR:-$(kpbench_apt_uri "$suite-security")}
 security=${security:-http://deb.debian.org/debian-security}
 
 [ "$(id -u)" = 0 ] || kpbench_die "make base-image needs root (debootstrap and chroot)"

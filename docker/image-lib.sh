@@ -76,6 +76,44 @@ kpbench_read_base() {
     KPBENCH_STANDIN="localhost/kpbench-base:python$KPBENCH_PYTHON-$KPBENCH_SUITE"
 }
 
+# The first URI apt's sources give for SUITE (empty if none), from one-line (.list) and deb822
+# (.sources) files: FILES, default the host's.
+kpbench_apt_uri() {
+    local suite=$1 files=() file
+    shift
+    [ "$#" -gt 0 ] || set -- /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources
+    for file in "$@"; do
+        [ -f "$file" ] && files+=("$file")
+    done
+    [ "${#files[@]}" -gt 0 ] || return 0
+    awk -v want="$suite" '
+        function take(uris, suites,   u, s, nu, ns, i, j) {
+            nu = split(uris, u, " "); ns = split(suites, s, " ")
+            for (i = 1; i <= nu; i++) for (j = 1; j <= ns; j++)
+                if (s[j] == want) { print u[i]; found = 1; exit }
+        }
+        function flush() {
+            if (deb822 && debs && enabled) take(uris, suites)
+            uris = ""; suites = ""; debs = 0; enabled = 1
+        }
+        FNR == 1 { flush(); deb822 = (FILENAME ~ /\.sources$/) }
+        !deb822 && $1 == "deb" {
+            i = 2
+            if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+            if ($(i + 1) == want) { print $i; found = 1; exit }
+        }
+        deb822 && /^[ \t]*$/ { flush(); next }
+        deb822 {
+            key = tolower($1); value = $0; sub(/^[^:]*:[ \t]*/, "", value)
+            if (key == "types:") debs = (" " value " " ~ / deb /)
+            if (key == "uris:") uris = value
+            if (key == "suites:") suites = value
+            if (key == "enabled:") enabled = (tolower(value) != "no")
+        }
+        END { if (!found) flush() }
+    ' "${files[@]}"
+}
+
 kpbench_duration() {
     printf '%dm%02ds' $(($1 / 60)) $(($1 % 60))
 }
