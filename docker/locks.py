@@ -268,7 +268,8 @@ def compare_installed(lock_text: str, freeze: str) -> list[str]:
     problems = [f"{name}: locked {version}, installed {installed.get(name, '(absent)')}"
                 for name, version in sorted(locked.items()) if installed.get(name) != version]
     problems += [f"{name}=={version} is installed but not locked"
-                 for name, version in sorted(installed.items()) if name not in locked and name not in UNLOCKED]
+                 for name, version in sorted(installed.items())
+                 if name not in locked and name not in UNLOCKED]
     return problems
 
 

@@ -351,11 +351,10 @@ def test_make_run_in_an_image_as_root_runs_as_the_image_user(as_root):
 
 
 def test_make_builds_with_podman_on_another_base():
-    flags = "--secret id=pip.conf,src=/etc/pip.conf"
-    out = _make_n("build-cpu", "DOCKER=/usr/bin/podman", "BASE_IMAGE=localhost/kpbench-base:python3.11-bookworm",
-                  f"BUILD_FLAGS={flags}")
-    assert (f"/usr/bin/podman build --format docker --build-arg BASE_IMAGE=localhost/kpbench-base:python3.11-bookworm "
-            f"{flags} -f docker/Dockerfile.cpu -t kpbench:cpu .") in out
+    flags, base = "--secret id=pip.conf,src=/etc/pip.conf", "localhost/kpbench-base:python3.11-bookworm"
+    out = _make_n("build-cpu", "DOCKER=/usr/bin/podman", f"BASE_IMAGE={base}", f"BUILD_FLAGS={flags}")
+    assert (f"/usr/bin/podman build --format docker --build-arg BASE_IMAGE={base} {flags} "
+            "-f docker/Dockerfile.cpu -t kpbench:cpu .") in out
     default = _make_n("build")
     assert "--format" not in default and "--build-arg" not in default  # docker: the pinned base
 
@@ -375,7 +374,8 @@ def test_make_test_image_passes_its_settings_to_the_script(target, variant):
     assert line.endswith(f"docker/test-image.sh {variant}")
     assert "DOCKER= " in line  # not given: the script finds a working engine
     assert "BIN=.venv/bin" in line and "CONFIG=configs/smoke.yaml" in line
-    given = _recipe_line(_make_n(target, "DOCKER=podman", "BASE_IMAGE=localhost/base:1"), "docker/test-image.sh")
+    given = _recipe_line(_make_n(target, "DOCKER=podman", "BASE_IMAGE=localhost/base:1"),
+                         "docker/test-image.sh")
     assert "DOCKER=podman " in given and "BASE_IMAGE=localhost/base:1 " in given
     assert _recipe_line(_make_n("base-image", "DOCKER=podman"), "base-image.sh") == (
         "DOCKER=podman docker/base-image.sh")
@@ -389,9 +389,9 @@ def test_ci_builds_and_tests_the_cpu_image_after_the_tests():
 
 
 def test_image_scripts_parse_and_pass_shellcheck():
-    scripts = sorted(DOCKER.glob("*.sh"))
-    for script in scripts:
-        shell = "bash" if script.read_text().startswith(("#!/usr/bin/env bash", "# shellcheck shell=bash")) else "sh"
+    for script in sorted(DOCKER.glob("*.sh")):
+        bash = script.read_text().startswith(("#!/usr/bin/env bash", "# shellcheck shell=bash"))
+        shell = "bash" if bash else "sh"
         done = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
         assert done.returncode == 0, (script.name, done.stderr)
     shellcheck = shutil.which("shellcheck")
@@ -419,7 +419,8 @@ def _image_lib(script: str, *args: str) -> str:
 def test_the_stand_in_base_is_named_after_the_pinned_one():
     pinned = locks.base_image((DOCKER / "Dockerfile").read_text())
     python = locks.python_minor(pinned.group("version"))
-    out = _image_lib('kpbench_read_base && echo "$KPBENCH_PYTHON $KPBENCH_SUITE $KPBENCH_STANDIN $KPBENCH_BASE"')
+    out = _image_lib('kpbench_read_base && '
+                     'echo "$KPBENCH_PYTHON $KPBENCH_SUITE $KPBENCH_STANDIN $KPBENCH_BASE"')
     found_python, suite, standin, base = out.split()
     assert found_python == python and suite in pinned.group(0)
     assert standin == f"localhost/kpbench-base:python{python}-{suite}"
@@ -457,7 +458,8 @@ def test_podman_settings_use_runc_and_fixed_ulimits():
 
 
 def test_the_pip_configuration_is_a_build_secret_that_the_script_passes():
-    mount = "RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \\\n    pip install --no-deps --require-hashes"
+    mount = ("RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \\\n"
+             "    pip install --no-deps --require-hashes")
     for name in ("Dockerfile", "Dockerfile.cpu"):
         assert mount in (DOCKER / name).read_text(), name
     script = (DOCKER / "test-image.sh").read_text()
