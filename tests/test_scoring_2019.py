@@ -138,13 +138,14 @@ def test_bad_label_options_are_clear_errors(six, options, message):
 
 def test_real_on_a_literal_example(tmp_path):
     ids = [f"n0/ILSVRC2012_val_{n:08d}.JPEG" for n in (3, 1, 2, 4)]
-    # top-1s: 0, 1, 2, 9 (row i is image ids[i])
-    top5 = [[0, 5, 5, 5, 5], [1, 5, 5, 5, 5], [2, 5, 5, 5, 5], [9, 5, 5, 5, 5]]
+    # top-1s: 0, 1, 2, 9 (row i is image ids[i]); image 4 has 3 second
+    top5 = [[0, 5, 5, 5, 5], [1, 5, 5, 5, 5], [2, 5, 5, 5, 5], [9, 3, 5, 5, 5]]
     write_pair(tmp_path, "keras", "m", [0, 1, 2, 3], top5, image_ids=ids)
     real = [[1, 7], [], [0], [3]]  # image 1: {1,7}, 2: empty (not counted), 3: {0}, 4: {3}
     (row,) = score(tmp_path, LabelOptions(real=real))
     # counted: image 3 (top-1 0, right), image 1 (top-1 1, right), image 4 (top-1 9, wrong)
     assert row["real_acc1"] == pytest.approx(200 / 3)
+    assert row["real_acc5"] == 100.0  # image 4's set {3} holds its second prediction
 
 
 def test_real_needs_file_names(six):
