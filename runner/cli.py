@@ -56,7 +56,11 @@ def _add_score(commands) -> None:
                        help="labels for the kept images (or all images without a mask); adds "
                        "cleaned figures cacc1/cacc5 by the 2019 scorer's rules")
     score.add_argument("--real", metavar="JSON", help="ImageNet-ReaL labels (real.json): adds "
-                       "real_acc1")
+                       "real_acc1 and real_acc5")
+    score.add_argument("--format", choices=("kpbench", "timm"), default="kpbench",
+                       help="kpbench: the tables only (always written); timm: also "
+                       "OUT/results/timm/results-<dataset>.csv in the format of timm's results "
+                       "files (docs/report.md)")
 
 
 def _add_report(commands) -> None:
@@ -168,11 +172,19 @@ def cmd_score(args, console: Console) -> int:
         custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
         real=_load_real(args.real),
     )
-    _score_and_print(args.out, console, options, args.reference)
+    rows = _score_and_print(args.out, console, options, args.reference)
+    if args.format == "timm":
+        from runner.score.timm_export import write_timm
+
+        paths, left_out = write_timm(args.out, [row.cells() for row in rows])
+        console.print("wrote " + ", ".join(str(p) for p in paths))
+        if left_out:
+            console.print("[yellow]not in the timm files[/] (incomplete): " + "; ".join(left_out),
+                          highlight=False)
     return 0
 
 
-def _score_and_print(out: str, console: Console, options=None, reference: str | None = None) -> None:
+def _score_and_print(out: str, console: Console, options=None, reference: str | None = None):
     from runner.score.reduce import LabelOptions, compare_with_reference, score
     from runner.score.results import print_table, write_results
 
@@ -185,6 +197,7 @@ def _score_and_print(out: str, console: Console, options=None, reference: str | 
             console.print(f"  {line}", highlight=False)
     paths = write_results(out, rows)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+    return rows
 
 
 def _load_npy(path: str | None, flag: str):

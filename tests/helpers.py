@@ -13,8 +13,8 @@ from runner.predictions import (
 
 
 def provenance_for(framework, model, images, shard=(0, 0, 1), pair_key="k", weights="random",
-                   protocol="reference", documented=None) -> Provenance:
-    """`shard` is (index, start, stop)."""
+                   protocol="reference", documented=None, spec=None) -> Provenance:
+    """`shard` is (index, start, stop); `spec`: catalog entry fields to add or replace."""
     index, start, stop = shard
     return Provenance(
         schema_version=SCHEMA_VERSION, kpbench_version=__version__, run_id="test",
@@ -22,7 +22,7 @@ def provenance_for(framework, model, images, shard=(0, 0, 1), pair_key="k", weig
         protocol=protocol, batch_mode="batched", device="cpu", shard_seconds=2.0,
         dataset={"images": images}, shard={"index": index, "start": start, "stop": stop},
         spec={"published": {"northcutt2019": [50.0, 70.0], "documented": documented},
-              "documented_source": "docs", "family": model.rstrip("0123456789")},
+              "documented_source": "docs", "family": model.rstrip("0123456789"), **(spec or {})},
     )
 
 
