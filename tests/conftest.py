@@ -14,6 +14,8 @@ from runner.data.sample import write_sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
+NORTHCUTT = SHARED / "northcutt2019"
+GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"
 
 
 def probe(framework: str, check: str, args, env: dict | None = None, timeout: int = 900) -> dict:
@@ -57,3 +59,16 @@ def sample_config(sample_dir: Path, out: Path, models: list[str], **overrides) -
         "data": str(sample_dir / "val"), "classes": str(sample_dir / "classes.txt"),
         "out": str(out), "models": models, "weights": "random", **overrides,
     })
+
+
+@pytest.fixture(scope="session")
+def imported_2019(tmp_path_factory) -> Path:
+    """The 2019 benchmark's 34 prediction files imported into a run folder (about 20 s)."""
+    from runner.score.import_npy import import_npy
+
+    if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
+        pytest.skip(f"2019 reference data not found under {SHARED}")
+    out = tmp_path_factory.mktemp("northcutt2019")
+    for framework in ("keras", "pytorch"):
+        import_npy(str(NORTHCUTT / f"{framework}_imagenet"), str(out), ground_truth=str(GROUND_TRUTH))
+    return out

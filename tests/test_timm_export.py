@@ -132,7 +132,8 @@ def test_model_names_are_unique_and_say_framework_backend_and_random_weights():
 
 def test_rows_without_a_complete_figure_are_left_out_and_named():
     rows = [_row("pytorch", "a", 80.0), _row("pytorch", "b", float("nan")),
-            _row("keras", "c", 50.0, status="failed"), _row("keras", "d", 50.0, status="incomplete", missing=3)]
+            _row("keras", "c", 50.0, status="failed"),
+            _row("keras", "d", 50.0, status="incomplete", missing=3)]
     files, left_out = timm_files(rows)
     assert len(files["results-imagenet.csv"].splitlines()) == 2
     assert left_out == ["pytorch/b: no readable image", "keras/c: failed",

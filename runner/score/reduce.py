@@ -10,7 +10,8 @@ Label options follow the 2019 scorer (benchmarking-keras-pytorch, imagenet_bench
   custom labels (one per kept image, in position order);
 - custom labels alone: plain on all images, cleaned with the custom labels (one per image).
 ImageNet-ReaL (`real`): top-1 counts when it is in the image's ReaL set (top-5: when one of the
-five is, as timm's RealLabelsImagenet), over images whose set is not empty; rows are matched to ReaL entries by file name (ILSVRC2012_val_<n>.JPEG).
+five is, as timm's RealLabelsImagenet), over images whose set is not empty; rows are matched
+to ReaL entries by file name (ILSVRC2012_val_<n>.JPEG).
 """
 
 from __future__ import annotations
