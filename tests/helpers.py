@@ -43,3 +43,23 @@ def write_pair(out, framework, model, labels, top5, errors=(), shard=0, start=0,
         classes, probs, prov,
     )
     write_shard(table, shard_path(out, framework, model, shard))
+
+
+# A run for report tests: (framework, model, arch, parameters, GFLOPs, images of 4 it gets right)
+REPORT_MODELS = [("pytorch", "resnet50", "resnet50", 25_557_032, 4.1, 3),
+                 ("keras", "ResNet50", "resnet50", 25_636_712, 3.9, 2),
+                 ("pytorch", "vgg16", "vgg16", 138_357_544, 15.5, 1),
+                 ("keras", "MobileNet", "mobilenet_v1", 4_253_864, 0.57, 4)]
+
+
+def write_report_run(out, weights="random"):
+    """Four models of two frameworks on four images (northcutt2019 protocol, so the published
+    figure is the 50/70 of provenance_for)."""
+    recipe = {"resize": "shorter_side", "size": 256, "crop": 224, "interpolation": "bilinear"}
+    for framework, model, arch, params, gflops, right in REPORT_MODELS:
+        top5 = [[label if i < right else 9, 8, 7, 6, 5] for i, label in enumerate(range(4))]
+        write_pair(out, framework, model, list(range(4)), top5, weights=weights, protocol="northcutt2019",
+                   image_ids=[f"ILSVRC2012_val_{n:08d}.JPEG" for n in (1, 2, 3, 4)],
+                   spec={"arch": arch, "num_params": params, "gflops": gflops,
+                         "model_set": "northcutt2019", "recipes": {"northcutt2019": recipe}})
+    return out
