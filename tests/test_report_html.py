@@ -127,6 +127,15 @@ def test_ranks_and_effective_robustness_over_the_page():
     assert all(-5 < robustness[m] < 0 for m in "abc")  # the fit is pulled up by d
 
 
+def test_label_set_tables_match_rows_by_backend_only_when_they_name_one():
+    rows = [_row("m", 50.0, "keras", backend="jax"), _row("m", 40.0, "keras", backend="tensorflow")]
+    sets = {"plain": [{"framework": "keras", "model": "m", "acc1": 10.0}],
+            "split": [{"framework": "keras", "backend": "jax", "model": "m", "acc1": 20.0}]}
+    page = build_page([_tables(rows, label_sets=sets)])
+    assert [row.value("plain") for row in page.rows] == [10.0, 10.0]
+    assert [row.value("split") for row in page.rows] == [20.0, None]
+
+
 def test_rows_of_two_runs_with_the_same_settings_stay_apart_and_get_told_apart():
     page = build_page([_tables([_row("m", 50.0), _row("m", 60.0, framework="keras")], "first"),
                        _tables([_row("m", 51.0)], "second")])

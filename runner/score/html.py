@@ -9,10 +9,12 @@ lack (intervals, tiers, backends, other label sets or datasets) are simply not s
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from runner import __version__
 from runner.atomic import write_text_atomic
@@ -31,7 +33,7 @@ FILTERS = {"framework": "framework", "backend": "backend", "set": "model_set", "
 @dataclass(frozen=True)
 class Column:
     header: str
-    read: object  # PageRow -> value
+    read: Callable[[PageRow], Any]
     number: bool = False
     digits: int = 2
     hint: str = ""  # the header's tooltip

@@ -115,16 +115,17 @@ def _label_set_views(rows, runs: list[RunTables]) -> list[str]:
             if row.cells.get(acc1) is not None:
                 row.views[view] = {"acc1": row.cells[acc1], "acc5": row.cells.get(acc5)}
                 views += [view] if view not in views else []
-    by_run = {}
+    by_model: dict[tuple, list[PageRow]] = {}
     for row in rows:
-        by_run[(row.cells["run"], row.cells["framework"], row.cells.get("backend"), row.cells["model"])] = row
+        by_model.setdefault((row.cells["run"], row.cells["framework"], row.cells["model"]), []).append(row)
     for run in runs:
         for label_set, table in run.label_sets.items():
             for figures in table:
-                key = (run.name, figures.get("framework"), figures.get("backend"), figures.get("model"))
-                if key in by_run:
-                    by_run[key].views[label_set] = dict(figures)
-                    views += [label_set] if label_set not in views else []
+                for row in by_model.get((run.name, figures.get("framework"), figures.get("model")), []):
+                    # a table with a backend column says which backend's row it is about
+                    if "backend" not in figures or figures["backend"] == row.cells.get("backend"):
+                        row.views[label_set] = dict(figures)
+                        views += [label_set] if label_set not in views else []
     return views
 
 
