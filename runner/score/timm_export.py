@@ -91,7 +91,8 @@ def timm_files(rows: list[dict]) -> tuple[dict[str, str], list[str]]:
     for row, name in zip(complete, names, strict=True):
         dataset = _timm_dataset(row.get("dataset") or IMAGENET)
         tables[dataset].append(_timm_row(row, name, row["acc1"], row["acc5"]))
-        if dataset == IMAGENET and row.get("real_acc1") is not None:
+        real = row.get("real_acc1")
+        if dataset == IMAGENET and real is not None and not math.isnan(real):  # NaN: no ReaL image
             tables[REAL].append(_timm_row(row, name, row["real_acc1"], row["real_acc5"]))
     for dataset, table in tables.items():
         duplicated = [name for name, count in Counter(row.model for row in table).items() if count > 1]
