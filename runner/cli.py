@@ -56,14 +56,26 @@ def _add_score(commands) -> None:
                        help="labels for the kept images (or all images without a mask); adds "
                        "cleaned figures cacc1/cacc5 by the 2019 scorer's rules")
     score.add_argument("--real", metavar="JSON", help="ImageNet-ReaL labels (real.json): adds "
-                       "real_acc1")
+                       "real_acc1 and real_acc5")
+    score.add_argument("--format", choices=("kpbench", "timm"), default="kpbench",
+                       help="kpbench: the tables only (always written); timm: also "
+                       "OUT/results/timm/results-<dataset>.csv in the format of timm's results "
+                       "files (docs/report.md)")
 
 
 def _add_report(commands) -> None:
-    report = commands.add_parser("report", help="charts of a scored run (PNG) and an index page",
-                                 description="Write PNG charts and OUT/results/report.md from the "
-                                 "table `kpbench score` wrote (scoring first if it has not run).")
-    report.add_argument("out", help="run folder")
+    report = commands.add_parser(
+        "report", help="a browsable HTML page of scored runs (and PNG charts)",
+        description="Write report/index.html, one self-contained page (it opens from file:// with "
+        "no network): the accuracy table, sortable and filterable, charts and provenance, from the "
+        "tables `kpbench score` wrote (a local run not scored yet is scored first). One local run: "
+        "RUN/report/index.html, and PNG charts with RUN/results/report.md; several runs or a URI: "
+        "--out DIR (docs/report.md).",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN",
+                        help="run folder, or URI of one (s3://..., gs://..., file://...)")
+    report.add_argument("--out", metavar="DIR", help="folder for index.html (needed for several "
+                        "runs or a URI; default RUN/report)")
 
 
 def _add_pack(commands) -> None:
@@ -168,11 +180,19 @@ def cmd_score(args, console: Console) -> int:
         custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
         real=_load_real(args.real),
     )
-    _score_and_print(args.out, console, options, args.reference)
+    rows = _score_and_print(args.out, console, options, args.reference)
+    if args.format == "timm":
+        from runner.score.timm_export import write_timm
+
+        paths, left_out = write_timm(args.out, [row.cells() for row in rows])
+        console.print("wrote " + ", ".join(str(p) for p in paths))
+        if left_out:
+            console.print("[yellow]not in the timm files[/] (incomplete): " + "; ".join(left_out),
+                          highlight=False)
     return 0
 
 
-def _score_and_print(out: str, console: Console, options=None, reference: str | None = None) -> None:
+def _score_and_print(out: str, console: Console, options=None, reference: str | None = None):
     from runner.score.reduce import LabelOptions, compare_with_reference, score
     from runner.score.results import print_table, write_results
 
@@ -185,6 +205,7 @@ def _score_and_print(out: str, console: Console, options=None, reference: str | 
             console.print(f"  {line}", highlight=False)
     paths = write_results(out, rows)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+    return rows
 
 
 def _load_npy(path: str | None, flag: str):
@@ -230,11 +251,20 @@ def _read_csv(path: str) -> list[dict]:
 def cmd_report(args, console: Console) -> int:
     from pathlib import Path
 
+    from runner.score.html import write_html_report
     from runner.score.report import write_report
+    from runner.score.runs import is_remote, read_run
 
-    if not (Path(args.out) / "results" / "accuracy.json").is_file():
-        _score_and_print(args.out, console)
-    for path in write_report(args.out):
+    one_local = len(args.runs) == 1 and not is_remote(args.runs[0])
+    if args.out is None and not one_local:
+        raise UserError("give --out DIR for several runs or a URI (there is no one run folder to write into)")
+    for run in args.runs:
+        if not is_remote(run) and not (Path(run) / "results" / "accuracy.json").is_file():
+            _score_and_print(run, console)
+    written = write_report(args.runs[0]) if one_local else []
+    written.append(write_html_report([read_run(run) for run in args.runs],
+                                     args.out or Path(args.runs[0]) / "report"))
+    for path in written:
         console.print(f"wrote {path}")
     return 0
 

@@ -93,6 +93,11 @@ class RecordedSpec(Keyed):
     model_config = ConfigDict(extra="allow")
 
     family: str | None = None
+    arch: str | None = None
+    model_set: str | None = None
+    num_params: int | None = None
+    gflops: float | None = None
+    recipes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # protocol -> Recipe fields
     published: dict[str, tuple[float, float | None] | None] = Field(default_factory=dict)
     documented_source: str | None = None
 
@@ -150,6 +155,9 @@ class Provenance(PairRecord):
     pid: int | None = None
     node_id: str | None = None
     gpu_ids: list[str] | None = None
+    # on a GPU: the NVIDIA driver and the CUDA version it provides (None: ran on CPU)
+    nvidia_driver: str | None = None
+    cuda: str | None = None
     actor_started: float | None = None
     # what ran it (the framework adapter)
     device: str | None = None
@@ -255,8 +263,9 @@ def write_shard(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_provenance(path: str | Path) -> Provenance:
-    metadata = pq.read_schema(path).metadata or {}
+def read_provenance(path: str | Path, filesystem=None) -> Provenance:
+    """`filesystem`: a pyarrow filesystem `path` is on (a remote run); None for a local path."""
+    metadata = pq.read_schema(path, filesystem=filesystem).metadata or {}
     if PROVENANCE_KEY not in metadata:
         raise ValueError(f"{path} is not a kpbench predictions file (no provenance)")
     return _validated(Provenance, metadata[PROVENANCE_KEY], path)

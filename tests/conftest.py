@@ -9,6 +9,8 @@ import ray
 
 from runner.data.sample import write_sample_dataset
 
+from .helpers import GROUND_TRUTH, NORTHCUTT, SHARED
+
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
@@ -22,3 +24,16 @@ def ray_two_fake_gpus():
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def imported_2019(tmp_path_factory) -> Path:
+    """The 2019 benchmark's 34 prediction files imported into a run folder (about 20 s)."""
+    from runner.score.import_npy import import_npy
+
+    if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
+        pytest.skip(f"2019 reference data not found under {SHARED}")
+    out = tmp_path_factory.mktemp("northcutt2019")
+    for framework in ("keras", "pytorch"):
+        import_npy(str(NORTHCUTT / f"{framework}_imagenet"), str(out), ground_truth=str(GROUND_TRUTH))
+    return out

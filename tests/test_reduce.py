@@ -12,7 +12,8 @@ from .helpers import write_pair
 
 BASE_COLUMNS = {
     "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
-    "weights", "protocol", "family", "published_acc1", "published_acc5", "published_delta1",
+    "weights", "protocol", "family", "arch", "model_set", "params", "gflops", "img_size",
+    "crop_pct", "interpolation", "published_acc1", "published_acc5", "published_delta1",
     "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
 }

@@ -48,6 +48,11 @@ class ModelSpec(BaseModel):
     framework: Framework
     name: str  # the benchmark's name for it, unique within its framework
     family: str  # architecture family, for grouping in reports
+    # The same network in every framework, for comparing frameworks: the torchvision builder
+    # name where torchvision has the architecture (Keras ResNet50 and torchvision
+    # resnet50.IMAGENET1K_V1 are both `resnet50`), else a snake_case name of the paper's model.
+    # None: an entry that names none (such entries are compared with nothing). Not in pair_key.
+    arch: str | None = None
     builder: str  # torchvision.models.get_model name, or keras.applications attribute
     weights_id: str  # torchvision weights enum member ("ResNet50_Weights.IMAGENET1K_V1") or "imagenet"
     weights_file: str | None = None  # Keras: the cached file name (torchvision derives it from the enum)

@@ -64,7 +64,9 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
     identity = PairIdentity(
         schema_version=SCHEMA_VERSION,
         dataset=dataset.fingerprint,
-        spec=spec.model_dump(mode="json"),
+        # arch only names the network for reports: left out, so that runs from before it
+        # existed keep their keys and resume
+        spec=spec.model_dump(mode="json", exclude={"arch"}),
         weights=cfg.weights,
         protocol=cfg.protocol,
         seed=cfg.seed,

@@ -34,6 +34,7 @@ from runner.predictions import (
     top_k,
     write_shard,
 )
+from runner.run.nvidia import nvidia_versions
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.
@@ -61,6 +62,7 @@ class ShardPredictor:
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             **placement,  # Ray node id and GPU ids
+            **nvidia_versions(placement["gpu_ids"]),
             "actor_started": time.time(),
         }
 

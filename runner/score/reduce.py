@@ -9,8 +9,9 @@ Label options follow the 2019 scorer (benchmarking-keras-pytorch, imagenet_bench
 - custom labels with a mask: plain figures on the mask, cleaned ones on the mask with the
   custom labels (one per kept image, in position order);
 - custom labels alone: plain on all images, cleaned with the custom labels (one per image).
-ImageNet-ReaL (`real`): top-1 counts when it is in the image's ReaL set, over images whose
-set is not empty; rows are matched to ReaL entries by file name (ILSVRC2012_val_<n>.JPEG).
+ImageNet-ReaL (`real`): top-1 counts when it is in the image's ReaL set (top-5: when one of the
+five is, as timm's RealLabelsImagenet), over images whose set is not empty; rows are matched
+to ReaL entries by file name (ILSVRC2012_val_<n>.JPEG).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
     num_images = record.dataset.images
     figures = _figures(pair, num_images, options)
     if real_sets is not None:
-        figures["real_acc1"] = _real_accuracy(pair, record, real_sets)
+        figures["real_acc1"], figures["real_acc5"] = _real_accuracy(pair, record, real_sets)
     published = _published(record)
     ok = pair.ok
     missing = int(num_images - len(ok))
@@ -120,6 +121,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
         weights=record.weights, protocol=record.protocol,
         family=record.spec.family if record.spec else None,
+        **_catalog_facts(record),
         published_acc1=published[0], published_acc5=published[1],
         published_delta1=_difference(figures["acc1"], published[0]),
         published_delta5=_difference(figures["acc5"], published[1]),
@@ -171,7 +173,7 @@ def real_label_sets(real: list[list[int]]) -> np.ndarray:
     return sets
 
 
-def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) -> float:
+def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) -> tuple[float, float]:
     numbers = _val_numbers(pair.image_ids)
     if (numbers < 0).any():
         raise UserError(
@@ -183,8 +185,28 @@ def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) 
         raise UserError(f"the ReaL file has {len(sets)} entries; image {numbers.max() + 1} is beyond it")
     rows = sets[numbers]
     counted = pair.ok & (rows >= 0).any(axis=1)
-    correct = (rows == pair.top[:, :1]).any(axis=1)
-    return float(100.0 * correct[counted].mean()) if counted.any() else float("nan")
+    if not counted.any():
+        return float("nan"), float("nan")
+    # hits[i, k]: the k-th prediction is in the image's set (the -1 padding matches no prediction)
+    hits = (pair.top[:, :, None] == rows[:, None, :]).any(axis=2)[counted]
+    return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
+
+
+def _catalog_facts(record: PairRecord) -> dict:
+    """The catalog entry's architecture key, set, size, cost and model input, for the tables,
+    the report and the timm files."""
+    spec = record.spec
+    if spec is None:
+        return {}
+    recipe = getattr(record, "recipe", None) or spec.recipes.get(record.protocol)
+    facts = {"arch": spec.arch, "model_set": spec.model_set, "params": spec.num_params,
+             "gflops": spec.gflops, "img_size": None, "crop_pct": None, "interpolation": None}
+    if recipe:
+        squash = recipe["resize"] == "squash"
+        facts["img_size"] = recipe["size"] if squash else recipe["crop"] or recipe["size"]
+        facts["crop_pct"] = 1.0 if squash else facts["img_size"] / recipe["size"]
+        facts["interpolation"] = recipe["interpolation"]
+    return facts
 
 
 def _published(record: PairRecord) -> tuple[float | None, float | None, str | None]:

@@ -35,16 +35,16 @@ def write_report(out: str | Path) -> list[Path]:
     random = document["random_weights"]
     charts: dict[str, Callable] = {"acc1_by_family.png": _by_family}
     if any(row.published_acc1 is not None for row in rows):
-        charts["measured_vs_published.png"] = _scatter("published_acc1", "published Acc@1 (%)")
+        charts["measured_vs_published.png"] = scatter_against("published_acc1", "published Acc@1 (%)")
     if any("cacc1" in row for row in rows):
-        charts["plain_vs_cleaned.png"] = _scatter("cacc1", "cleaned Acc@1 (%)")
+        charts["plain_vs_cleaned.png"] = scatter_against("cacc1", "cleaned Acc@1 (%)")
     if any("real_acc1" in row for row in rows):
-        charts["plain_vs_real.png"] = _scatter("real_acc1", "ImageNet-ReaL Acc@1 (%)")
+        charts["plain_vs_real.png"] = scatter_against("real_acc1", "ImageNet-ReaL Acc@1 (%)")
     written = []
     for name, draw in charts.items():
         figure = draw(rows)
         if random:
-            _mark_random(figure)
+            mark_random(figure)
         with atomic_path(folder / name) as tmp:
             figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
         plt.close(figure)
@@ -84,7 +84,7 @@ def _by_family(rows: list[ScoreRow]):
     return figure
 
 
-def _scatter(column: str, label: str):
+def scatter_against(column: str, label: str):
     """Acc@1 against another figure per model, with the diagonal where the two agree."""
 
     def draw(rows: list[ScoreRow]):
@@ -112,10 +112,10 @@ def _scatter(column: str, label: str):
     return draw
 
 
-def _mark_random(figure) -> None:
+def mark_random(figure) -> None:
     figure.text(0.5, 0.5, "weights: random", fontsize=28, color="red", alpha=0.25,
                 ha="center", va="center", rotation=25)
-    figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=0.01, va="bottom")
+    figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=1.0, va="bottom")  # above the title
 
 
 def _index(random: bool, charts: list[str], folder: Path) -> str:

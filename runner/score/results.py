@@ -45,7 +45,7 @@ def _random(rows: list[ScoreRow]) -> bool:
 def print_table(console: Console, rows: list[ScoreRow]) -> None:
     random = _random(rows)
     table = Table(title="kpbench accuracy" + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
-    optional = ("cacc1", "cacc5", "real_acc1", "acc1_delta", "acc5_delta")
+    optional = ("cacc1", "cacc5", "real_acc1", "real_acc5", "acc1_delta", "acc5_delta")
     shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
              *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
              "protocol", "status"]

@@ -26,6 +26,7 @@ class ScoreRow(Keyed):
     crank1: int | None = None
     crank5: int | None = None
     real_acc1: float | None = None
+    real_acc5: float | None = None  # a top-5 class in the image's ReaL set
     real_rank1: int | None = None
     images: int  # readable images
     errors: int  # unreadable images
@@ -33,6 +34,14 @@ class ScoreRow(Keyed):
     weights: str
     protocol: str
     family: str | None
+    # from the catalog entry the pair ran with (None for a model not in the catalog)
+    arch: str | None = None  # the same network in another framework has the same arch
+    model_set: str | None = None  # the catalog set: northcutt2019, torchvision, keras, ...
+    params: int | None = None
+    gflops: float | None = None
+    img_size: int | None = None  # side of the model input
+    crop_pct: float | None = None  # center crop / resized shorter side (1 for a squash), as timm
+    interpolation: str | None = None
     # the published figure under this protocol, and measured minus it (percentage points)
     published_acc1: float | None
     published_acc5: float | None
