@@ -255,34 +255,11 @@ def cmd_pack(args, console: Console) -> int:
 
 
 def cmd_compare(args, console: Console) -> int:
-    from runner.score.compare import compare_runs
+    from runner.score.compare import compare_runs, print_comparison
 
     rows = compare_runs(args.run_a, args.run_b)
-    table = Table(title=f"{args.run_a} (A) vs {args.run_b} (B)")
-    columns = ("framework", "model", "images", "top1_agreement", "top5_set_agreement",
-               "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("framework", "model") else "right")
-    for row in rows:
-        table.add_row(*(_fmt_compare(column, row[column]) for column in columns))
-    console.print(table)
-    different = [row for row in rows if not row["identical"]]
-    for row in different:
-        extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
-        console.print(f"differs: {row['framework']}/{row['model']}: {row['top1_changed']} changed top-1, "
-                      f"max |dp| {row['max_prob_diff']:.3g}" + "".join(f", {e}" for e in extra),
-                      highlight=False)
-    if not different:
-        console.print(f"identical: all {len(rows)} model(s) in both runs")
+    different = print_comparison(console, rows, f"{args.run_a} (A) vs {args.run_b} (B)")
     return 1 if args.require_identical and different else 0
-
-
-def _fmt_compare(column: str, value) -> str:
-    if column == "max_prob_diff":
-        return f"{value:.3g}"
-    if isinstance(value, float):
-        return f"{value:+.2f}" if column.endswith("_diff") else f"{value:.2f}"
-    return str(value)
 
 
 def cmd_import_npy(args, console: Console) -> int:
