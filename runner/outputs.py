@@ -233,4 +233,5 @@ def _first_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:  # a local error: its reason without the path
         return exc.strerror
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    # pyarrow's messages start with what it was doing ("When uploading object ... : "): said already
+    return re.sub(r"^When [^:]*: ", "", lines[0]) if lines else type(exc).__name__

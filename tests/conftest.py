@@ -12,6 +12,8 @@ import ray
 from runner.config import RunConfig, load_config
 from runner.data.sample import write_sample_dataset
 
+from .s3server import s3_server  # noqa: F401  (a fixture: a local S3 server, for the modules that ask)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
 
