@@ -79,7 +79,7 @@ class S3Server:
                        if m and m[1] == method and m[2].startswith(wanted) and m[3].startswith("2"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -114,7 +114,7 @@ def _set_up(endpoint: str) -> tuple[str, str]:
 
 @contextmanager
 def running_s3_server(folder: Path) -> Iterator[S3Server]:
-    port = _free_port()
+    port = free_port()
     log = folder / "moto.log"
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_REQUESTS)}
     with open(log, "w") as output:
