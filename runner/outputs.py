@@ -54,7 +54,8 @@ class Location:
 
     @classmethod
     def of(cls, where: LocationLike, endpoint: str | None = None) -> Location:
-        """A run folder given as a local path or a URI; checks the URI (one line if unusable)."""
+        """A run folder (or a file or folder in one) given as a local path or a URI; checks the
+        URI (one line if unusable)."""
         if isinstance(where, Location):
             return where
         text = str(where)

@@ -7,8 +7,6 @@ The bad-input tests come first: they check that Ray never started, before the mo
 
 import os
 import re
-import signal
-import time
 
 import numpy as np
 import pytest
@@ -29,7 +27,7 @@ from runner.score.reduce import score
 
 from .conftest import sample_config
 from .s3server import BUCKET, LOCKED, READ_ONLY
-from .test_failures import _cli, _finish, _kill_group
+from .test_failures import _cli, _finish, kill_driver_mid_run
 
 MODELS = ["pytorch/squeezenet1_1", "keras/mobilenet"]
 SHARD = re.compile(r"predictions/framework=\w+/model=[\w.]+/shard-\d{5}\.parquet")
@@ -99,7 +97,7 @@ def test_a_local_path_with_a_colon_is_still_a_folder(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def local_ray(s3_server):
     """Started after the server, so that its workers take the test user's credentials."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     ray.shutdown()
 
@@ -191,18 +189,7 @@ def test_a_failure_file_is_written_read_and_cleared_in_the_bucket(s3_server, sam
 def test_driver_killed_then_rerun_puts_each_shard_once(s3_server, sample_dir):
     # Keras in reproducible mode: slow enough per shard to be killed mid-run
     args = _run_args(sample_dir, _uri("killed"), "--shard-size", "1", models=["keras/mobilenet"])
-    first = _cli(args, dict(os.environ))
-    try:
-        deadline = time.time() + 300
-        while len(s3_server.keys("killed/predictions")) < 4:
-            assert first.poll() is None, first.communicate()
-            assert time.time() < deadline, "no shards written"
-            time.sleep(0.2)
-        os.kill(first.pid, signal.SIGKILL)  # the driver only
-        first.wait()
-        time.sleep(2)  # let in-flight shards of orphaned actors land or die
-    finally:
-        _kill_group(first)
+    kill_driver_mid_run(args, lambda: len(s3_server.keys("killed/predictions")))
     done = s3_server.keys("killed/predictions")
     assert 4 <= len(done) < 15
     code, out, err = _finish(_cli(args, dict(os.environ)))
