@@ -10,9 +10,11 @@ was written.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -98,6 +100,13 @@ def _wait_for(port: int, process: subprocess.Popen, seconds: float = 60) -> None
     raise RuntimeError(f"moto server did not listen on port {port} within {seconds} s")
 
 
+def _stop_with_parent() -> None:
+    """In the server's process: SIGTERM when the process that started it dies, however it dies
+    (Linux; elsewhere the `finally` below is all)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def _set_up(endpoint: str) -> tuple[str, str]:
     import boto3
 
@@ -119,7 +128,8 @@ def running_s3_server(folder: Path) -> Iterator[S3Server]:
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(_SETUP_REQUESTS)}
     with open(log, "w") as output:
         process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                    str(port)], stdout=output, stderr=subprocess.STDOUT, env=env)
+                                    str(port)], stdout=output, stderr=subprocess.STDOUT, env=env,
+                                   preexec_fn=_stop_with_parent)
     try:
         _wait_for(port, process)
         endpoint = f"http://127.0.0.1:{port}"
