@@ -13,7 +13,8 @@ from rich.table import Table
 from runner import __version__
 from runner.catalog import FRAMEWORKS, SET_NAMES, load_catalog
 from runner.errors import UserError
-from runner.options import add_run_flags, comma_list, overrides
+from runner.options import add_run_flags, add_shared_flag, comma_list, overrides
+from runner.outputs import Location
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +46,8 @@ def _add_score(commands) -> None:
     score = commands.add_parser("score", help="score a run folder: print and write the table",
                                 description="Aggregate OUT/predictions into "
                                 "OUT/results/accuracy.{csv,md,json} and print the table.")
-    score.add_argument("out", help="run folder")
+    score.add_argument("out", help="run folder: a path or a URI (s3://bucket/prefix, ...)")
+    add_shared_flag(score, "s3_endpoint")
     score.add_argument("--reference", metavar="CSV", help="published table to compare with "
                        "(framework or 2019-style platform, model, acc1, acc5): adds delta columns "
                        "and lists the rows that differ")
@@ -76,6 +78,7 @@ def _add_report(commands) -> None:
                         help="run folder, or URI of one (s3://..., gs://..., file://...)")
     report.add_argument("--out", metavar="DIR", help="folder for index.html (needed for several "
                         "runs or a URI; default RUN/report)")
+    add_shared_flag(report, "s3_endpoint")
 
 
 def _add_pack(commands) -> None:
@@ -98,8 +101,9 @@ def _add_compare(commands) -> None:
         "agreement, changed top-1 predictions, largest probability difference (over classes in "
         "both top-5 lists), accuracy difference (B - A).",
     )
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
+    compare.add_argument("run_a", help="run folder: a path or a URI (s3://bucket/prefix, ...)")
+    compare.add_argument("run_b", help="the other run folder")
+    add_shared_flag(compare, "s3_endpoint")
     compare.add_argument("--require-identical", action="store_true",
                          help="exit 1 when any prediction differs, naming the models")
 
@@ -111,7 +115,8 @@ def _add_import_npy(commands) -> None:
         "into OUT/predictions (rows in class-folder order).",
     )
     importer.add_argument("dir", help="folder with the .npy files")
-    importer.add_argument("--out", required=True, help="run folder to write")
+    importer.add_argument("--out", required=True, help="run folder to write: a path or a URI")
+    add_shared_flag(importer, "s3_endpoint")
     importer.add_argument("--framework", choices=FRAMEWORKS, help="import only this framework")
     importer.add_argument("--ground-truth", metavar="CSV", help="file,wnid[,label] CSV of the "
                           "validation set: rows get file names (needed for ReaL)")
@@ -167,7 +172,7 @@ def cmd_run(args, console: Console) -> int:
 
     cfg = load_config(args.config, overrides(args))
     outcome = run_benchmark(cfg, console)
-    _score_and_print(cfg.out, console)
+    _score_and_print(Location.of(cfg.out, cfg.s3_endpoint), console)
     return 1 if outcome.failed else 0
 
 
@@ -180,11 +185,11 @@ def cmd_score(args, console: Console) -> int:
         custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
         real=_load_real(args.real),
     )
-    rows = _score_and_print(args.out, console, options, args.reference)
+    rows = _score_and_print(Location.of(args.out, args.s3_endpoint), console, options, args.reference)
     if args.format == "timm":
         from runner.score.timm_export import write_timm
 
-        paths, left_out = write_timm(args.out, [row.cells() for row in rows])
+        paths, left_out = write_timm(Location.of(args.out, args.s3_endpoint), [row.cells() for row in rows])
         console.print("wrote " + ", ".join(str(p) for p in paths))
         if left_out:
             console.print("[yellow]not in the timm files[/] (incomplete): " + "; ".join(left_out),
@@ -192,7 +197,7 @@ def cmd_score(args, console: Console) -> int:
     return 0
 
 
-def _score_and_print(out: str, console: Console, options=None, reference: str | None = None):
+def _score_and_print(out: Location, console: Console, options=None, reference: str | None = None):
     from runner.score.reduce import LabelOptions, compare_with_reference, score
     from runner.score.results import print_table, write_results
 
@@ -260,9 +265,9 @@ def cmd_report(args, console: Console) -> int:
         raise UserError("give --out DIR for several runs or a URI (there is no one run folder to write into)")
     for run in args.runs:
         if not is_remote(run) and not (Path(run) / "results" / "accuracy.json").is_file():
-            _score_and_print(run, console)
+            _score_and_print(Location.of(run), console)
     written = write_report(args.runs[0]) if one_local else []
-    written.append(write_html_report([read_run(run) for run in args.runs],
+    written.append(write_html_report([read_run(Location.of(run, args.s3_endpoint)) for run in args.runs],
                                      args.out or Path(args.runs[0]) / "report"))
     for path in written:
         console.print(f"wrote {path}")
@@ -287,7 +292,8 @@ def cmd_pack(args, console: Console) -> int:
 def cmd_compare(args, console: Console) -> int:
     from runner.score.compare import compare_runs, print_comparison
 
-    rows = compare_runs(args.run_a, args.run_b)
+    rows = compare_runs(Location.of(args.run_a, args.s3_endpoint),
+                        Location.of(args.run_b, args.s3_endpoint))
     different = print_comparison(console, rows, f"{args.run_a} (A) vs {args.run_b} (B)")
     return 1 if args.require_identical and different else 0
 
@@ -295,7 +301,8 @@ def cmd_compare(args, console: Console) -> int:
 def cmd_import_npy(args, console: Console) -> int:
     from runner.score.import_npy import import_npy
 
-    imported = import_npy(args.dir, args.out, args.framework, args.ground_truth, args.overwrite)
+    out = Location.of(args.out, args.s3_endpoint)
+    imported = import_npy(args.dir, out, args.framework, args.ground_truth, args.overwrite)
     console.print(f"imported {len(imported)} model(s) into {args.out}: {', '.join(imported)}")
     return 0
 

@@ -58,7 +58,16 @@ class RunConfig(BaseModel):
         "full class list, when the data names only some classes: `imagenet_class_index.json` "
         "or one WordNet id per line"
     ))
-    out: str = Field("runs/default", description="run folder: predictions/ and results/ go there")
+    out: str = Field("runs/default", description=(
+        "run folder, a local path or an object-store URI (`s3://bucket/prefix`, `gs://...`): "
+        "predictions/ and results/ go there (docs/object-storage.md)"
+    ))
+    s3_endpoint: Annotated[str | None, OptionHints(unset="`AWS_ENDPOINT_URL`, else AWS",
+                                                   metavar="URL")] = Field(
+        None, pattern=r"^https?://", description=(
+            "S3-compatible store (MinIO, Ceph, ...) holding `s3://` run folders, such as "
+            "`http://minio:9000`; credentials still come from the standard chain"
+        ))
     models: Annotated[list[str], OptionHints(metavar="MODEL")] = Field(
         ["torchvision", "keras"], description=(
             "models to run: names, framework/name, globs (`'resnet*'`, `'*.IMAGENET1K_V2'`) or "

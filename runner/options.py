@@ -186,6 +186,12 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(option.flag, **option.argparse_kwargs())
 
 
+def add_shared_flag(parser: argparse.ArgumentParser, key: str) -> None:
+    """A run option that another command takes too, defined once (here, RunConfig's field)."""
+    option = RunOption(key, RunConfig.model_fields[key])
+    parser.add_argument(option.flag, **option.argparse_kwargs())
+
+
 def overrides(args: argparse.Namespace) -> dict:
     """The run flags given on the command line, by config key (None where not given)."""
     return {option.key: getattr(args, option.key) for option in run_options()}

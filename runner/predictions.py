@@ -2,7 +2,8 @@
 reading of a run's files back: everything about a predictions file in one place.
 
 Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
-pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path).
+pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path). OUT is a
+local folder or an object-store URI (runner/outputs.py: every file is written whole, once).
 One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file metadata.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runner.atomic import atomic_path
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike, check_bucket
 
 SCHEMA_VERSION = 1  # of the rows and the provenance; part of every pair_key
 TOP_K = 5
@@ -33,6 +34,7 @@ STATUS_ERROR = "error"
 # its folder, so the table shows it; the leading "_" keeps pyarrow.dataset and "*.parquet" globs
 # from reading it. A later successful run of the pair removes it.
 FAILURE_FILE = "_failed.json"
+READ_THREADS = 16  # files whose provenance is read at once (on object storage, a request or two each)
 
 
 class Keyed(BaseModel):
@@ -251,27 +253,36 @@ def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> 
     return pa.FixedSizeListArray.from_arrays(flat, TOP_K, mask=null_mask)
 
 
-def shard_path(out: str | Path, framework: str, model: str, shard_index: int) -> Path:
+def shard_path(out: LocationLike, framework: str, model: str, shard_index: int) -> Location:
     return (
-        Path(out) / "predictions" / f"framework={framework}" / f"model={model}"
+        Location.of(out) / "predictions" / f"framework={framework}" / f"model={model}"
         / f"shard-{shard_index:05d}.parquet"
     )
 
 
-def write_shard(table: pa.Table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+def write_shard(table: pa.Table, path: LocationLike) -> None:
+    """The finished file, written whole in one step (made in memory first)."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    Location.of(path).write_bytes(buffer.getvalue())
 
 
-def read_provenance(path: str | Path, filesystem=None) -> Provenance:
-    """`filesystem`: a pyarrow filesystem `path` is on (a remote run); None for a local path."""
-    metadata = pq.read_schema(path, filesystem=filesystem).metadata or {}
+def read_provenance(path: LocationLike) -> Provenance:
+    location = Location.of(path)
+    with location.io("read"):
+        metadata = pq.read_schema(location.path, filesystem=location.filesystem).metadata or {}
     if PROVENANCE_KEY not in metadata:
-        raise ValueError(f"{path} is not a kpbench predictions file (no provenance)")
-    return _validated(Provenance, metadata[PROVENANCE_KEY], path)
+        raise ValueError(f"{location} is not a kpbench predictions file (no provenance)")
+    return _validated(Provenance, metadata[PROVENANCE_KEY], location)
 
 
-def _validated(model: type[PairRecord], document: bytes | str, path: str | Path):
+def read_provenances(paths: Sequence[Location]) -> list[Provenance]:
+    """The provenance of each file, in order, read side by side."""
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        return list(pool.map(read_provenance, paths))
+
+
+def _validated(model: type[PairRecord], document: bytes | str, path: Location):
     try:
         return model.model_validate_json(document)
     except ValidationError as exc:
@@ -281,29 +292,32 @@ def _validated(model: type[PairRecord], document: bytes | str, path: str | Path)
                         f"({where}: {problem['msg']})") from None
 
 
-def record_failure(out: str | Path, job, reason: str) -> None:
+def record_failure(out: LocationLike, job, reason: str) -> None:
     failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason,
                       run_id=job.run_id, weights=job.weights, protocol=job.protocol,
                       dataset=job.dataset, spec=job.spec.model_dump(mode="json"))
-    with atomic_path(_failure_path(out, job)) as tmp:
-        tmp.write_text(failure.to_json())
+    _failure_path(out, job).write_text(failure.to_json())
 
 
-def clear_failure(out: str | Path, job) -> None:
-    _failure_path(out, job).unlink(missing_ok=True)
+def clear_failure(out: LocationLike, job) -> None:
+    _failure_path(out, job).delete()
 
 
-def _failure_path(out: str | Path, job) -> Path:
-    return shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE)
+def _failure_path(out: LocationLike, job) -> Location:
+    return shard_path(out, job.spec.framework, job.spec.name, 0).parent / FAILURE_FILE
 
 
-def read_failure(folder: Path) -> Failure | None:
-    path = folder / FAILURE_FILE
+def read_failure(folder: LocationLike) -> Failure | None:
+    path = Location.of(folder) / FAILURE_FILE
     return _validated(Failure, path.read_text(), path) if path.is_file() else None
 
 
-def pair_folders(out: str | Path) -> list[Path]:
-    return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
+def pair_folders(out: LocationLike) -> list[Location]:
+    """OUT/predictions/framework=*/model=*, in name order."""
+    predictions = Location.of(out) / "predictions"
+    check_bucket(predictions)  # a listing of a missing bucket is only empty
+    return [model for framework in predictions.folders("framework=*")
+            for model in framework.folders("model=*")]
 
 
 @dataclass(frozen=True)
@@ -327,15 +341,19 @@ class PairPredictions:
         return self.provenance if self.provenance is not None else self.failure
 
 
-def load_pair(folder: Path, image_ids: bool = False, probabilities: bool = False) -> PairPredictions:
+def load_pair(folder: LocationLike, image_ids: bool = False,
+              probabilities: bool = False) -> PairPredictions:
     """A (framework, model) folder's rows (sorted by position), provenance and failure file."""
-    files = sorted(folder.glob("*.parquet"))
-    provenances = [read_provenance(path) for path in files]
+    folder = Location.of(folder)
+    files = folder.files("*.parquet")
+    provenances = read_provenances(files)
     if len({p.pair_key for p in provenances}) > 1:
         raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
     columns = ["position", "label", "top5_class", "status"]
     columns += (["image_id"] if image_ids else []) + (["top5_prob"] if probabilities else [])
-    table = pq.read_table(files, columns=columns) if files else PREDICTION_SCHEMA.empty_table()
+    with folder.io("read"):
+        table = (pq.read_table([f.path for f in files], columns=columns, filesystem=folder.filesystem)
+                 if files else PREDICTION_SCHEMA.empty_table())
     positions = table["position"].to_numpy()
     order = np.argsort(positions, kind="stable")
     positions = positions[order]

@@ -10,6 +10,7 @@ import ray
 from runner.data.sample import write_sample_dataset
 
 from .helpers import GROUND_TRUTH, NORTHCUTT, SHARED
+from .s3server import s3_server  # noqa: F401  (a fixture: a local S3 server, for the modules that ask)
 
 
 @pytest.fixture(scope="session")

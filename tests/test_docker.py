@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from runner.config import RunConfig
+from runner.outputs import is_uri
 
 from .helpers import ROOT
 
@@ -534,9 +535,12 @@ def test_rayjob_runs_kpbench_on_gpu_workers_and_shuts_down():
         config_volume = volumes[mounts[str(config_path.parent)]["name"]]
         assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
         run = RunConfig(**yaml.safe_load(config_map["data"][config_path.name]))
-        for path, writable in ((run.data, False), (run.out, True)):
-            mount = next(m for p, m in mounts.items() if Path(path).is_relative_to(p))
-            claim = volumes[mount["name"]]["persistentVolumeClaim"]
-            assert mount.get("readOnly", False) is not writable, path
-            assert claim.get("readOnly", False) is not writable, path
+        mount = next(m for p, m in mounts.items() if Path(run.data).is_relative_to(p))
+        assert mount["readOnly"] and volumes[mount["name"]]["persistentVolumeClaim"]["readOnly"]
         assert {"/cache/torch", "/cache/keras", "/dev/shm"} <= set(mounts)
+        # The run folder is a bucket, reached with the pod's service account: no shared volume,
+        # and no keys in the file (a variable may only come from a Secret).
+        assert is_uri(run.out) and not any(Path(run.out).is_relative_to(p) for p in mounts)
+        assert pod["serviceAccountName"]
+        for variable in pod["containers"][0].get("env", []):
+            assert "value" not in variable or not variable["name"].startswith("AWS_"), variable

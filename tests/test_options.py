@@ -16,6 +16,7 @@ FLAG_CASES = {
     "labels": (["--labels", "l.csv"], "l.csv"),
     "classes": (["--classes", "c.txt"], "c.txt"),
     "out": (["--out", "runs/x"], "runs/x"),
+    "s3_endpoint": (["--s3-endpoint", "http://127.0.0.1:9000"], "http://127.0.0.1:9000"),
     "models": (["--models", "resnet18", "keras/*"], ["resnet18", "keras/*"]),
     "frameworks": (["--frameworks", "keras,pytorch"], ["keras", "pytorch"]),
     "weights": (["--weights", "random"], "random"),

@@ -19,8 +19,8 @@ def _run(out, models, **provenance):
         write_pair(out, framework, model, [0, 1, 2, 3], TOP5, image_ids=IDS, **provenance)
 
 
-def _charts(paths):
-    return {p.name: p.stat().st_size for p in paths if p.suffix == ".png"}
+def _charts(locations):
+    return {place.name: len(place.read_bytes()) for place in locations if place.name.endswith(".png")}
 
 
 def test_chart_count_and_size_follow_the_run(tmp_path):

@@ -6,13 +6,12 @@ Probabilities are compared for classes in both top-5 lists (the files keep only 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from runner.errors import UserError
+from runner.outputs import LocationLike
 from runner.predictions import Keyed, PairPredictions, load_pair, pair_folders
 from runner.score.reduce import accuracy
 
@@ -38,10 +37,10 @@ SHOWN = ("framework", "model", "images", "top1_agreement", "top5_set_agreement",
          "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path) -> list[CompareRow]:
+def compare_runs(run_a: LocationLike, run_b: LocationLike) -> list[CompareRow]:
     """One row per (framework, model) with predictions in both runs, in name order."""
-    folders_a = {folder.relative_to(Path(run_a)): folder for folder in pair_folders(run_a)}
-    folders_b = {folder.relative_to(Path(run_b)): folder for folder in pair_folders(run_b)}
+    folders_a = {(folder.parent.name, folder.name): folder for folder in pair_folders(run_a)}
+    folders_b = {(folder.parent.name, folder.name): folder for folder in pair_folders(run_b)}
     common = sorted(set(folders_a) & set(folders_b))
     if not common:
         raise UserError(f"{run_a} and {run_b} have no (framework, model) in common")

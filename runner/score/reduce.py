@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike
 from runner.predictions import PairPredictions, PairRecord, load_pair, pair_folders
 from runner.score.rows import RANKED, ScoreRow
 
@@ -82,7 +82,7 @@ def _integer_vector(values: np.ndarray, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
+def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
     """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first)."""
     sets = real_label_sets(options.real) if options.real is not None else None
     rows = []
@@ -91,7 +91,7 @@ def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[Score
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
             rows.append(_score(pair, options, sets))
     if not rows:
-        raise UserError(f"no predictions under {Path(out) / 'predictions'}")
+        raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
     for column, rank_column in RANKED.items():
         if column in rows[0]:
             _rank(rows, column, rank_column)

@@ -6,10 +6,10 @@ ReaL figures it computed); output is PNG files and OUT/results/report.md beside 
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import matplotlib
 
@@ -17,19 +17,19 @@ matplotlib.use("Agg")  # files only; no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
+from runner.outputs import Location, LocationLike  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
 
 
-def write_report(out: str | Path) -> list[Path]:
+def write_report(out: LocationLike) -> list[Location]:
     """Write the charts that the table supports; returns the paths, index page last."""
-    folder = Path(out) / "results"
+    folder = Location.of(out) / "results"
     table = folder / "accuracy.json"
     if not table.is_file():
-        raise FileNotFoundError(table)
+        raise FileNotFoundError(str(table))
     document = json.loads(table.read_text())
     rows = [ScoreRow.model_validate(row) for row in document["rows"]]
     random = document["random_weights"]
@@ -45,12 +45,13 @@ def write_report(out: str | Path) -> list[Path]:
         figure = draw(rows)
         if random:
             mark_random(figure)
-        with atomic_path(folder / name) as tmp:
-            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
         plt.close(figure)
+        (folder / name).write_bytes(png.getvalue())
         written.append(folder / name)
     index = folder / "report.md"
-    write_text_atomic(index, _index(random, [p.name for p in written], folder))
+    index.write_text(_index(random, [p.name for p in written], folder))
     return [*written, index]
 
 
@@ -118,7 +119,7 @@ def mark_random(figure) -> None:
     figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=1.0, va="bottom")  # above the title
 
 
-def _index(random: bool, charts: list[str], folder: Path) -> str:
+def _index(random: bool, charts: list[str], folder: Location) -> str:
     lines = ["# kpbench report", ""]
     if random:
         lines += [f"> **{RANDOM_NOTE}**", ""]

@@ -6,19 +6,18 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from runner.atomic import write_text_atomic
+from runner.outputs import Location, LocationLike
 from runner.score.rows import COLUMNS, ScoreRow
 
 RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
 
 
-def write_results(out: str | Path, rows: list[ScoreRow]) -> list[Path]:
-    folder = Path(out) / "results"
+def write_results(out: LocationLike, rows: list[ScoreRow]) -> list[Location]:
+    folder = Location.of(out) / "results"
     random = _random(rows)
     paths = {
         folder / "accuracy.csv": _csv(rows),
@@ -30,7 +29,7 @@ def write_results(out: str | Path, rows: list[ScoreRow]) -> list[Path]:
         ) + "\n",
     }
     for path, text in paths.items():
-        write_text_atomic(path, text)
+        path.write_text(text)
     return list(paths)
 
 

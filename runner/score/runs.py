@@ -14,8 +14,8 @@ from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
 
-from runner.data.packed import filesystem_of
 from runner.errors import UserError
+from runner.outputs import Location
 from runner.predictions import read_provenance
 
 TABLE = "results/accuracy.json"
@@ -37,20 +37,20 @@ def is_remote(location: str) -> bool:
     return "://" in location
 
 
-def read_run(location: str) -> RunTables:
+def read_run(location: Location) -> RunTables:
     """The scored tables and the provenance of a run folder; UserError when it is not scored."""
-    filesystem, base = filesystem_of(location)
+    filesystem, base = location.filesystem, location.path
     table = _join(base, TABLE)
     if filesystem.get_file_info(table).type != pafs.FileType.File:
         raise UserError(f"{location} has no {TABLE}: score it first (kpbench score)")
     document = json.loads(_read_text(filesystem, table))
     return RunTables(
-        name=PurePosixPath(base.rstrip("/")).name or location,
-        location=location,
+        name=PurePosixPath(base.rstrip("/")).name or str(location),
+        location=str(location),
         rows=document["rows"],
         random_weights=bool(document.get("random_weights")),
         label_sets=_label_sets(filesystem, _join(base, "results")),
-        provenance=_provenance(filesystem, _join(base, "predictions")),
+        provenance=_provenance(location, filesystem, _join(base, "predictions")),
     )
 
 
@@ -94,7 +94,7 @@ def _number(text: str):
     return int(value) if value.is_integer() and "." not in text else value
 
 
-def _provenance(filesystem: pafs.FileSystem, folder: str) -> list[dict]:
+def _provenance(run: Location, filesystem: pafs.FileSystem, folder: str) -> list[dict]:
     """One document per pair folder with predictions (its first file's provenance, and the
     modification time of each file); folders with only a failure file are left to the table."""
     selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
@@ -105,7 +105,7 @@ def _provenance(filesystem: pafs.FileSystem, folder: str) -> list[dict]:
     documents = []
     for _, files in sorted(by_folder.items()):
         files.sort(key=lambda info: info.path)
-        provenances = [read_provenance(info.path, filesystem) for info in files]
+        provenances = [read_provenance(run / info.path[len(run.path) + 1:]) for info in files]
         document = provenances[0].to_dict()
         document["written"] = [p.written_at for p in provenances if p.written_at is not None]
         document["file_times"] = [info.mtime.timestamp() for info in files if info.mtime]

@@ -27,8 +27,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.atomic import write_text_atomic
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike
 
 COLUMNS = ("model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct",
            "interpolation")
@@ -61,17 +61,17 @@ class TimmRow:
         return -round(self.top1, 3), -round(self.top5, 3), self.model
 
 
-def write_timm(out: str | Path, rows: list[dict]) -> tuple[list[Path], list[str]]:
-    """Write OUT/results/timm/results-*.csv (replacing earlier ones); returns the paths and a
-    line for each row left out."""
+def write_timm(out: LocationLike, rows: list[dict]) -> tuple[list[Location], list[str]]:
+    """Write OUT/results/timm/results-*.csv (replacing earlier ones) in a local run folder or
+    at a URI; returns the paths and a line for each row left out."""
     files, left_out = timm_files(rows)
-    folder = Path(out) / FOLDER
-    for stale in folder.glob("results-*.csv"):
+    folder = Location.of(out) / FOLDER
+    for stale in folder.files("results-*.csv"):
         if stale.name not in files:
-            stale.unlink()
+            stale.delete()
     paths = []
     for name, text in files.items():
-        write_text_atomic(folder / name, text)
+        (folder / name).write_text(text)
         paths.append(folder / name)
     return paths, left_out
 
