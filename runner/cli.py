@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="names, framework/name, globs ('resnet*', '*.IMAGENET1K_V2') or sets "
                      f"({', '.join(SET_NAMES)})")
     run.add_argument("--frameworks", type=_list, help=f"comma-separated: {','.join(FRAMEWORKS)}")
+    run.add_argument("--catalog", action="append", metavar="FILE.yaml",
+                     help="your own models: a catalog file whose entries join the built-in ones "
+                     "(repeatable; docs/models.md). Its builders are code you chose to run")
     run.add_argument("--weights", choices=("pretrained", "random"),
                      help="pretrained (default) or random (fixed seed; for smoke runs and tests)")
     run.add_argument("--protocol", choices=PROTOCOLS, help="preprocessing protocol (default "
@@ -66,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GPUs a local Ray declares (default: detected; >0 on a CPU box fakes them)")
     run.add_argument("--overwrite", action="store_true", default=None,
                      help="replace predictions in --out that were made with another config")
+    sanity = run.add_mutually_exclusive_group()
+    sanity.add_argument("--no-sanity", dest="sanity", action="store_false", default=None,
+                        help="skip the weights sanity check (photos predicted before each model runs)")
+    sanity.add_argument("--strict-sanity", action="store_true", default=None,
+                        help="stop a model that fails the sanity check (status failed, exit 1)")
 
     score = commands.add_parser("score", help="score a run folder: print and write the table",
                                 description="Aggregate OUT/predictions into "
@@ -130,8 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("patterns", nargs="*", help="names, framework/name, globs or sets "
                         f"({', '.join(SET_NAMES)}); default all")
-    models.add_argument("--all", action="store_true", help="every entry (the default)")
+    models.add_argument("--all", action="store_true", help="every entry but the opt-in timm set "
+                        "(the default)")
     models.add_argument("--frameworks", type=_list, default=list(FRAMEWORKS))
+    models.add_argument("--catalog", action="append", default=[], metavar="FILE.yaml",
+                        help="add your own models' catalog file (repeatable)")
 
     sample = commands.add_parser("sample-data", help="write a small generated dataset (JPEGs)")
     sample.add_argument("dir", help="where to write val/, classes.txt and labels.csv")
@@ -140,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
 
     weights = commands.add_parser("weights", help="download pretrained weights into the caches "
-                                  "($TORCH_HOME, $KERAS_HOME); needs internet")
+                                  "($TORCH_HOME, $KERAS_HOME, $HF_HOME for timm); needs internet")
     weights.add_argument("--models", nargs="+", default=["all"], metavar="MODEL")
     weights.add_argument("--frameworks", type=_list, default=list(FRAMEWORKS))
     return parser
@@ -169,7 +180,7 @@ def cmd_run(args, console: Console) -> int:
         key: getattr(args, key)
         for key in ("data", "labels", "classes", "out", "models", "frameworks", "weights",
                     "protocol", "batch_size", "keras_mode", "shard_size", "replicas", "seed", "address",
-                    "local_gpus", "overwrite")
+                    "local_gpus", "overwrite", "catalog", "sanity", "strict_sanity")
     }
     cfg = load_config(args.config, overrides)
     outcome = run_benchmark(cfg, console)
@@ -313,7 +324,7 @@ def cmd_import_npy(args, console: Console) -> int:
 
 def cmd_models(args, console: Console) -> int:
     patterns = ["all"] if args.all or not args.patterns else args.patterns
-    specs = load_catalog().select(patterns, args.frameworks)
+    specs = load_catalog().with_user_catalogs(args.catalog).select(patterns, args.frameworks)
     table = Table(title=f"kpbench catalog ({len(specs)} models)", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("framework", "model", "set", "input", "params", "acc1/acc5 (docs)",
                    "acc1/acc5 (2019)", "reference recipe", "normalise"):
@@ -322,7 +333,7 @@ def cmd_models(args, console: Console) -> int:
     for spec in specs:
         table.add_row(
             spec.framework, spec.name, spec.model_set, str(spec.input_size),
-            f"{spec.num_params / 1e6:.1f}M", _pair(spec.published.documented),
+            f"{spec.num_params / 1e6:.1f}M" if spec.num_params else "-", _pair(spec.published.documented),
             _pair(spec.published.northcutt2019), _recipe(spec.recipe("reference")), _normalise(spec),
         )
     # Not a terminal (a pipe, a log): as wide as the table needs, so no name is cut.
@@ -333,13 +344,15 @@ def cmd_models(args, console: Console) -> int:
     console.print("docs: the framework's documented Acc@1/Acc@5; 2019: the 2019 table's. "
                   "recipe: shorter side/center crop (or squash), interpolation. Weights: torchvision "
                   "entries are <builder>.<weights>, the 2019 PyTorch names use IMAGENET1K_V1, Keras "
-                  "weights='imagenet'.", highlight=False)
+                  "weights='imagenet', timm entries are timm's tags (docs: timm's results table).",
+                  highlight=False)
     return 0
 
 
 def _recipe(recipe) -> str:
     if recipe.resize == "squash":
-        return f"squash {recipe.size} {recipe.interpolation}"
+        crop = f"/{recipe.crop}" if recipe.crop else ""
+        return f"squash {recipe.size}{crop} {recipe.interpolation}"
     return f"{recipe.size}/{recipe.crop} {recipe.interpolation}"
 
 

@@ -14,6 +14,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 
 from runner.catalog import FRAMEWORKS, Framework, Protocol
@@ -34,6 +35,9 @@ class RunConfig(BaseModel):
         ["torchvision", "keras"], description="names, framework/name, globs or set names"
     )
     frameworks: list[Framework] = Field(list(FRAMEWORKS), description="frameworks to run")
+    catalog: list[str] = Field(
+        [], description="your own models: catalog YAML files whose entries join the built-in ones"
+    )
     weights: Literal["pretrained", "random"] = Field("pretrained", description="random = smoke")
     protocol: Protocol = Field("reference", description="preprocessing protocol")
     batch_size: PositiveInt = Field(64, description="images per forward pass (batched modes)")
@@ -65,6 +69,18 @@ class RunConfig(BaseModel):
     )
     dashboard: bool = Field(False, description="start the Ray dashboard (localhost only)")
     overwrite: bool = Field(False, description="replace predictions made with another config")
+    sanity: bool = Field(
+        True, description="predict the sanity photo set before each model's run (false: skipped)"
+    )
+    strict_sanity: bool = Field(
+        False, description="stop a model that fails the sanity check (status failed, exit 1)"
+    )
+
+    @model_validator(mode="after")
+    def _strict_needs_the_check(self) -> RunConfig:
+        if self.strict_sanity and not self.sanity:
+            raise ValueError("strict_sanity needs the sanity check (drop no_sanity / sanity: false)")
+        return self
 
 
 def load_config(path: str | None, overrides: dict) -> RunConfig:

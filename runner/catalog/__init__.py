@@ -65,7 +65,7 @@ class ModelSpec(BaseModel):
     input_size: PositiveInt  # side of the square input the network expects
     # parameters of the classifier (torchvision meta; Keras count_params; timm's results table,
     # in millions to 2 decimals); None where unknown
-    num_params: PositiveInt | None
+    num_params: PositiveInt | None = None
     # Input normalisation, in keras.applications.imagenet_utils terms: torch = /255 then
     # (x - mean) / std (torchvision's ToTensor+Normalize, with `mean`/`std` below), tf = scale
     # to [-1, 1], caffe = BGR minus mean; none = raw 0..255 floats, for Keras models that
@@ -83,7 +83,7 @@ class ModelSpec(BaseModel):
     recipes: dict[Protocol, Recipe]
     published: Published = Field(default_factory=Published)
     gflops: float | None = None  # multiply-adds per image, in billions: a cost estimate for planning
-    documented_source: str | None  # where `published.documented` comes from
+    documented_source: str | None = None  # where `published.documented` comes from
     model_set: str  # the named set it belongs to: its catalog file's `set`
 
     @model_validator(mode="after")
@@ -103,10 +103,6 @@ class ModelSpec(BaseModel):
 
     def recipe(self, protocol: Protocol) -> Recipe:
         return self.recipes.get(protocol) or self.recipes["reference"]
-
-    def runs_protocol_as(self, protocol: Protocol) -> str:
-        """The protocol as the table names it: a stand-in recipe says so."""
-        return protocol if protocol in self.recipes else f"{protocol} (reference recipe)"
 
 
 # Named sets accepted wherever a model list is: `all`, and each built-in catalog file's `set`

@@ -29,7 +29,8 @@ from runner.catalog.generate import IMAGENET_MEAN, IMAGENET_STD, _flow
 
 OUTPUT = Path(__file__).with_name("timm.yaml")
 # The reference copy beside the repository (shared/reference/timm, timm at commit aa4b585).
-DEFAULT_RESULTS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "timm" / "results-imagenet.csv"
+DEFAULT_RESULTS = (Path(__file__).resolve().parents[3] / "shared" / "reference" / "timm"
+                   / "results-imagenet.csv")
 NUM_CLASSES = 1000
 
 HEADER = """\
@@ -132,7 +133,8 @@ def render(results_path: Path = DEFAULT_RESULTS) -> str:
     lines.append(f"    mean: {_flow(IMAGENET_MEAN)}")
     lines.append(f"    std: {_flow(IMAGENET_STD)}")
     lines.append("    preprocess: torch")
-    lines.append("    documented_source: timm results-imagenet.csv (timm's validate.py, pretrained_cfg recipe)")
+    lines.append("    documented_source: timm results-imagenet.csv (timm's validate.py, "
+                 "pretrained_cfg recipe)")
     lines.append("models:")
     for entry in entries(read_results(results_path)):
         lines.append(f"  - {{framework: {entry.pop('framework')}, name: {entry.pop('name')},")

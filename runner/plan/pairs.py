@@ -4,6 +4,7 @@ shards still to do (resume), keyed on a hash of everything that determines its p
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class PairJob:
     run_id: str
     pair_key: str
     dataset: dict
+    sanity: str = "check"  # the weights sanity check: check, strict or skip (runner/sanity.py)
 
 
 @dataclass
@@ -46,7 +48,7 @@ class PairPlan:
 
 def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     """Everything that can be checked before Ray starts; raises UserError."""
-    specs = load_catalog().select(cfg.models, cfg.frameworks)
+    specs = load_catalog().with_user_catalogs(cfg.catalog).select(cfg.models, cfg.frameworks)
     dataset = open_dataset(cfg.data, cfg.labels, cfg.classes)
     _check_writable(Path(cfg.out))
     shards = dataset.shards(cfg.shard_size)
@@ -72,6 +74,8 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         "seed": cfg.seed,
         "forward_batch": forward_batch,
     }
+    if spec.source == "timm":  # timm's code builds and loads the model: its version matters
+        determines["timm"] = importlib.metadata.version("timm")
     pair_key = hashlib.sha256(json.dumps(determines, sort_keys=True).encode()).hexdigest()[:16]
     return PairJob(
         spec=spec,
@@ -87,6 +91,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         run_id=run_id,
         pair_key=pair_key,
         dataset=dataset.summary(),
+        sanity="skip" if not cfg.sanity else "strict" if cfg.strict_sanity else "check",
     )
 
 

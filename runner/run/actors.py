@@ -27,6 +27,7 @@ from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
 from runner.plan.pairs import PairJob
 from runner.predictions import SCHEMA_VERSION, predictions_table, shard_path, top_k, write_shard
+from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.
@@ -49,6 +50,11 @@ class ShardPredictor:
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads)
+        run_check(
+            job.sanity, job.spec.key,
+            lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
+            self.recipe, shard_path(job.out, job.spec.framework, job.spec.name, 0).parent,
+        )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
             "hostname": socket.gethostname(),

@@ -27,12 +27,13 @@ import pyarrow.parquet as pq
 
 from runner.errors import UserError
 from runner.predictions import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
+from runner.sanity import read_status as read_sanity_status
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (
     "framework", "model", "acc1", "acc5", "rank1", "rank5",
     "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
-    "images", "errors", "missing", "weights", "protocol", "family",
+    "images", "errors", "missing", "weights", "sanity", "protocol", "family",
     "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
@@ -118,6 +119,7 @@ def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]
             row = _failed_row(failure, options, sets)
         else:
             continue
+        row["sanity"] = read_sanity_status(folder)
         row["status"] = "failed" if failure else ("incomplete" if row["missing"] else "ok")
         row["failure"] = failure["reason"] if failure else None
         rows.append(row)
@@ -221,7 +223,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "errors": int(len(ok) - ok.sum()),
         "missing": int(num_images - len(ok)),
         "weights": first["weights"],
-        "protocol": first["protocol"],
+        "protocol": _protocol(first),
         "published_acc1": published[0],
         "published_acc5": published[1],
         "published_delta1": _difference(row["acc1"], published[0]),
@@ -233,6 +235,13 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "device": first.get("device"),
     })
     return row
+
+
+def _protocol(provenance: dict) -> str:
+    """The run's protocol; an entry without its own recipe for it says that it used its reference
+    recipe (users' entries may leave out the northcutt2019 recipe)."""
+    protocol, recipes = provenance["protocol"], (provenance.get("spec") or {}).get("recipes")
+    return protocol if recipes is None or protocol in recipes else f"{protocol} (reference recipe)"
 
 
 def _difference(measured: float, published: float | None) -> float | None:
