@@ -111,8 +111,9 @@ def _spec(path: Path, model_set: str, fields) -> ModelSpec:
         return ModelSpec(**{**entry.model_dump(exclude_none=True), **derived})
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "entry"
-        raise UserError(f"{where}: {field}: {error['msg']}") from None
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise UserError(f"{where}: {field + ': ' if field else ''}{message}") from None
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
 

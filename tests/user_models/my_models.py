@@ -28,3 +28,15 @@ def lite2():
 def lite0_untrained():
     """The same network as lite0, without its weights."""
     return EfficientNet.from_name("efficientnet-lite0")
+
+
+def raises():
+    """A builder that fails: only its model fails."""
+    raise RuntimeError("checkpoint missing")
+
+
+def ten_classes():
+    """A model of the wrong shape (10 logits): only its model fails."""
+    import torch
+
+    return torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 10))
