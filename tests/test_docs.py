@@ -4,7 +4,9 @@ from pathlib import Path
 
 from runner.config import RunConfig
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+DOCS = README + "".join(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))
 
 
 def test_readme_starts_with_the_two_commands():
@@ -14,7 +16,7 @@ def test_readme_starts_with_the_two_commands():
 
 def test_every_config_key_is_documented():
     for key in RunConfig.model_fields:
-        assert f"| `{key}` |" in README, key
+        assert f"| `{key}` |" in DOCS, key
 
 
 def test_every_config_file_is_described():

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from runner.catalog import Catalog, load_catalog
+from runner.catalog import PROTOCOLS, Catalog, load_catalog
 from runner.config import RunConfig
 from runner.plan.pairs import _job, plan_run
 from runner.run.driver import run_benchmark
@@ -34,8 +34,15 @@ def test_every_tag_with_an_imagenet_head_is_an_entry():
     assert {spec.model_set for spec in TIMM} == {"timm"} and {s.framework for s in TIMM} == {"pytorch"}
     assert {spec.source for spec in TIMM} == {"timm"}
     for spec in TIMM:
-        assert spec.name.startswith(spec.builder + ".") and spec.recipe("reference").output_size == (
-            spec.input_size)
+        assert spec.name.startswith(spec.builder + ".")
+        assert set(spec.recipes) == set(PROTOCOLS)
+        assert all(recipe.output_size == spec.input_size for recipe in spec.recipes.values())
+        # a Hugging Face repository named by the tag, or (a few tags) a URL
+        assert spec.weights_id.startswith("https://") or spec.weights_id.split("/")[1] == spec.name
+        assert len(spec.mean) == len(spec.std) == 3 and min(spec.std) > 0
+        if spec.published.documented:
+            acc1, acc5 = spec.published.documented
+            assert 0 < acc1 < acc5 < 100 and spec.num_params > 100_000
 
 
 def test_timm_yaml_is_what_the_installed_timm_gives():
