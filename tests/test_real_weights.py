@@ -41,7 +41,8 @@ def run(tmp_path_factory):
 
 
 def _top5(out: Path, model: str) -> dict[str, list[int]]:
-    table = pq.read_table(sorted((out / "predictions" / "framework=pytorch" / f"model={model}").glob("*.parquet")))
+    folder = out / "predictions" / "framework=pytorch" / f"model={model}"
+    table = pq.read_table(sorted(folder.glob("*.parquet")))
     return dict(zip(table["image_id"].to_pylist(), table["top5_class"].to_pylist(), strict=True))
 
 
