@@ -215,27 +215,34 @@ def torch_preprocess_fidelity(framework: str, args: dict) -> dict:
     """Per entry: the largest |difference| between the tensor kpbench feeds the model (the
     entry's reference recipe, then the adapter's normalisation) and `weights.transforms()`
     applied to the same PIL image, over the given image files."""
-    import torch
     from torchvision.models import get_weight
 
     from runner.catalog import load_catalog
     from runner.data.recipes import decode_rgb
-    from runner.frameworks.pytorch import to_input
 
     catalog = load_catalog()
+    images = [decode_rgb(path) for path in args["images"]]
     out = {}
     for name in args["entries"]:
         spec = catalog.get(f"pytorch/{name}")
-        recipe, transforms = spec.recipe("reference"), get_weight(spec.weights_id).transforms()
-        worst = 0.0
-        for path in args["images"]:
-            image = decode_rgb(path)
-            ours = to_input(recipe.apply(image)[None].copy(), spec.mean, spec.std)[0]
-            theirs = transforms(image)
-            assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
-            worst = max(worst, float(torch.abs(ours - theirs).max()))
-        out[name] = worst
+        out[name] = _worst_input_difference(spec, get_weight(spec.weights_id).transforms(), images)
     return out
+
+
+def _worst_input_difference(spec, transform, images) -> float:
+    """The largest |difference| between the tensor kpbench feeds the model (the entry's reference
+    recipe, then the PyTorch adapter's normalisation) and `transform` of the same PIL images."""
+    import torch
+
+    from runner.frameworks.pytorch import to_input
+
+    recipe, worst = spec.recipe("reference"), 0.0
+    for image in images:
+        ours = to_input(recipe.apply(image)[None].copy(), spec.mean, spec.std)[0]
+        theirs = transform(image)
+        assert ours.shape == theirs.shape, (spec.name, ours.shape, theirs.shape)
+        worst = max(worst, float(torch.abs(ours - theirs).max()))
+    return worst
 
 
 def keras_preprocess_fidelity(framework: str, args: dict) -> dict:
@@ -292,23 +299,15 @@ def timm_preprocess_fidelity(framework: str, args: dict) -> dict:
 
     from runner.catalog import load_catalog
     from runner.data.recipes import decode_rgb
-    from runner.frameworks.pytorch import to_input
 
     torch.set_num_threads(1)  # many small tensors: threads only contend
     catalog = load_catalog()
     images = [decode_rgb(path) for path in args["images"]]
     out = {}
     for name in args["entries"]:
-        spec = catalog.get(f"pytorch/{name}")
         config = resolve_data_config(pretrained_cfg=get_pretrained_cfg(name).to_dict())
-        transform, recipe = create_transform(**config), spec.recipe("reference")
-        worst = 0.0
-        for image in images:
-            ours = to_input(recipe.apply(image)[None].copy(), spec.mean, spec.std)[0]
-            theirs = transform(image)
-            assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
-            worst = max(worst, float(torch.abs(ours - theirs).max()))
-        out[name] = worst
+        out[name] = _worst_input_difference(catalog.get(f"pytorch/{name}"),
+                                            create_transform(**config), images)
     return out
 
 

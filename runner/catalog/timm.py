@@ -25,7 +25,7 @@ import math
 import sys
 from pathlib import Path
 
-from runner.catalog.generate import IMAGENET_MEAN, IMAGENET_STD, _flow
+from runner.catalog.generate import IMAGENET_MEAN, IMAGENET_STD, _flow, write_or_print
 
 OUTPUT = Path(__file__).with_name("timm.yaml")
 # The reference copy beside the repository (shared/reference/timm, timm at commit aa4b585).
@@ -163,13 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.results.is_file():
         parser.error(f"results file not found: {args.results} (timm's results/results-imagenet.csv)")
-    text = render(args.results)
-    if args.write:
-        OUTPUT.write_text(text)
-        print(f"wrote {OUTPUT} ({text.count('- {framework')} models)", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return write_or_print(render(args.results), OUTPUT if args.write else None)
 
 
 if __name__ == "__main__":
