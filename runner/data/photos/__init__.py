@@ -7,12 +7,12 @@ photo counts when any of its accepted classes is in the model's top-5.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -33,10 +33,14 @@ def sanity_photos() -> tuple[Photo, ...]:
     photos = []
     for entry in document["photos"]:
         package = entry.get("package")
-        path = (resources.files(package) / "mpl-data" / "sample_data" / entry["file"]
-                if package == "matplotlib" else folder / entry["file"])
-        photos.append(Photo(entry["file"], Path(str(path)), dict(entry["accepted"])))
+        path = _package_folder(package) / entry["sample_data"] if package else folder / entry["file"]
+        photos.append(Photo(entry["file"], path, dict(entry["accepted"])))
     return tuple(photos)
+
+
+def _package_folder(name: str) -> Path:
+    """An installed package's folder, found without importing it."""
+    return Path(importlib.util.find_spec(name).submodule_search_locations[0])
 
 
 def top5_hits(top5: Mapping[str, Sequence[int]], photos: Sequence[Photo]) -> dict[str, bool]:
