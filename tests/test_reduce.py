@@ -6,8 +6,9 @@ import pytest
 from runner.errors import UserError
 from runner.predictions import shard_path
 from runner.sanity import run_check
-from runner.score.reduce import COLUMNS, score
+from runner.score.reduce import score
 from runner.score.results import write_results
+from runner.score.rows import COLUMNS
 
 from .helpers import write_pair
 
@@ -64,8 +65,8 @@ def test_sanity_column_reads_the_pairs_check(tmp_path):
         write_pair(tmp_path, "pytorch", model, [1], [[1, 0, 0, 0, 0]])
     folder = shard_path(tmp_path, "pytorch", "a", 0).parent
     run_check("skip", "pytorch/a", None, None, folder)
-    rows = {row["model"]: row for row in score(tmp_path)}
-    assert (rows["a"]["sanity"], rows["b"]["sanity"]) == ("skipped", None)  # b: never checked
+    rows = {row.model: row for row in score(tmp_path)}
+    assert (rows["a"].sanity, rows["b"].sanity) == ("skipped", None)  # b: never checked
 
 
 def test_results_files_carry_random_weights(tmp_path):

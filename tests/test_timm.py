@@ -160,13 +160,13 @@ def test_random_weights_run_of_timm_models(ray_two_fake_gpus, sample_dir, tmp_pa
     cfg = sample_config(sample_dir, tmp_path / "run", RUN_MODELS, shard_size=8)
     outcome = run_benchmark(cfg, Console(quiet=True))
     assert outcome.failed == {}
-    rows = {row["model"]: row for row in score(cfg.out)}
+    rows = {row.model: row for row in score(cfg.out)}
     assert sorted(rows) == sorted(RUN_MODELS)
     for name, row in rows.items():
-        assert (row["images"], row["weights"], row["status"]) == (15, "random", "ok"), name
-        assert row["sanity"] == "failed", name  # random weights never pass the photo check
+        assert (row.images, row.weights, row.status) == (15, "random", "ok"), name
+        assert row.sanity == "failed", name  # random weights never pass the photo check
         documented = CATALOG.get(f"pytorch/{name}").published.documented
-        assert (row["published_acc1"], row["published_acc5"]) == (documented or (None, None))
+        assert (row.published_acc1, row.published_acc5) == (documented or (None, None))
     predictions = sorted((tmp_path / "run" / "predictions").glob("framework=pytorch/model=*/*.parquet"))
     assert len(predictions) == 2 * len(RUN_MODELS)  # 15 images in shards of 8
 
@@ -177,4 +177,4 @@ def test_strict_sanity_stops_a_failing_model(ray_two_fake_gpus, sample_dir, tmp_
     assert list(outcome.failed) == [f"pytorch/{RUN_MODELS[0]}"]
     assert "sanity check failed" in outcome.failed[f"pytorch/{RUN_MODELS[0]}"]
     (row,) = score(cfg.out)
-    assert (row["status"], row["sanity"], row["images"]) == ("failed", "failed", 0)
+    assert (row.status, row.sanity, row.images) == ("failed", "failed", 0)

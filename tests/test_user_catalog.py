@@ -9,6 +9,7 @@ from runner.catalog import load_catalog
 from runner.cli import main
 from runner.errors import UserError
 from runner.plan.pairs import plan_run
+from runner.predictions import PairRecord
 from runner.score.reduce import _protocol
 
 from .conftest import sample_config
@@ -117,9 +118,10 @@ def test_a_keras_entry_defaults_to_in_model_preprocessing(tmp_path):
 def test_without_a_northcutt2019_recipe_the_reference_recipe_runs_and_the_table_says_so(tmp_path):
     (spec,) = load_catalog().with_user_catalogs([str(_catalog(tmp_path))]).select(["mine"])
     assert spec.recipe("northcutt2019") == spec.recipe("reference")
-    provenance = {"protocol": "northcutt2019", "spec": spec.model_dump(mode="json")}
-    assert _protocol(provenance) == "northcutt2019 (reference recipe)"
-    assert _protocol({**provenance, "protocol": "reference"}) == "reference"
+    record = {"framework": "pytorch", "model": spec.name, "run_id": "r", "weights": "pretrained",
+              "protocol": "northcutt2019", "dataset": {"images": 1}, "spec": spec.model_dump(mode="json")}
+    assert _protocol(PairRecord.model_validate(record)) == "northcutt2019 (reference recipe)"
+    assert _protocol(PairRecord.model_validate({**record, "protocol": "reference"})) == "reference"
 
 
 def test_the_builder_source_enters_the_pair_key(tmp_path, sample_dir):

@@ -3,9 +3,7 @@ shards still to do (resume), keyed on a hash of everything that determines its p
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from runner.config import RunConfig
 from runner.data.index import open_dataset
 from runner.data.records import DatasetIndex, Shard
 from runner.errors import UserError
-from runner.predictions import SCHEMA_VERSION, read_provenance, shard_path
+from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenance, shard_path
 
 
 @dataclass(frozen=True)
@@ -65,18 +63,17 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
     reproducible = spec.framework == "keras" and cfg.keras_mode == "reproducible"
     forward_batch = 1 if reproducible else cfg.batch_size
     batch_mode = "reproducible (one image per forward pass)" if reproducible else "batched"
-    determines = {
-        "schema_version": SCHEMA_VERSION,
-        "dataset": dataset.fingerprint,
-        "spec": spec.model_dump(mode="json"),
-        "weights": cfg.weights,
-        "protocol": cfg.protocol,
-        "seed": cfg.seed,
-        "forward_batch": forward_batch,
-    }
-    if spec.source == "timm":  # timm's code builds and loads the model: its version matters
-        determines["timm"] = importlib.metadata.version("timm")
-    pair_key = hashlib.sha256(json.dumps(determines, sort_keys=True).encode()).hexdigest()[:16]
+    identity = PairIdentity(
+        schema_version=SCHEMA_VERSION,
+        dataset=dataset.fingerprint,
+        spec=spec.model_dump(mode="json"),
+        weights=cfg.weights,
+        protocol=cfg.protocol,
+        seed=cfg.seed,
+        forward_batch=forward_batch,
+        # timm's code builds and loads timm entries: its version matters for them only
+        timm_version=importlib.metadata.version("timm") if spec.source == "timm" else None,
+    )
     return PairJob(
         spec=spec,
         weights=cfg.weights,
@@ -89,7 +86,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         decode_threads=cfg.decode_threads,
         out=str(Path(cfg.out).resolve()),
         run_id=run_id,
-        pair_key=pair_key,
+        pair_key=identity.key,
         dataset=dataset.summary(),
         sanity="skip" if not cfg.sanity else "strict" if cfg.strict_sanity else "check",
     )
@@ -103,7 +100,7 @@ def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[i
         return set()
     for stale in folder.glob(".*.tmp"):  # left by a killed run; never read
         stale.unlink()
-    existing = {path: read_provenance(path).get("pair_key") for path in folder.glob("*.parquet")}
+    existing = {path: read_provenance(path).pair_key for path in folder.glob("*.parquet")}
     foreign = [path for path, key in existing.items() if key != job.pair_key]
     if foreign and not cfg.overwrite:
         raise UserError(

@@ -26,7 +26,14 @@ from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
 from runner.plan.pairs import PairJob
-from runner.predictions import SCHEMA_VERSION, predictions_table, shard_path, top_k, write_shard
+from runner.predictions import (
+    SCHEMA_VERSION,
+    Provenance,
+    predictions_table,
+    shard_path,
+    top_k,
+    write_shard,
+)
 from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
@@ -77,7 +84,7 @@ class ShardPredictor:
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
-            {**self._provenance(shard, seconds), "decode": decode},
+            self._provenance(shard, seconds, decode),
         )
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
@@ -93,30 +100,31 @@ class ShardPredictor:
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs)
 
-    def _provenance(self, shard: Shard, seconds: float) -> dict:
+    def _provenance(self, shard: Shard, seconds: float, decode: dict) -> Provenance:
         job = self.job
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kpbench_version": __version__,
-            "run_id": job.run_id,
-            "pair_key": job.pair_key,
-            "framework": job.spec.framework,
-            "model": job.spec.name,
-            "spec": job.spec.model_dump(mode="json"),
-            "weights": job.weights,
-            "protocol": job.protocol,
-            "recipe": self.recipe.model_dump(mode="json"),
-            "batch_mode": job.batch_mode,
-            "forward_batch": job.forward_batch,
-            "forward_threads": job.forward_threads,
-            "dataset": job.dataset,
-            "shard": asdict(shard),
-            "shard_seconds": round(seconds, 4),
-            "written_at": time.time(),
-            "images_per_s": round(shard.size / seconds, 3) if seconds > 0 else None,
+        return Provenance(
+            schema_version=SCHEMA_VERSION,
+            kpbench_version=__version__,
+            run_id=job.run_id,
+            pair_key=job.pair_key,
+            framework=job.spec.framework,
+            model=job.spec.name,
+            spec=job.spec.model_dump(mode="json"),
+            weights=job.weights,
+            protocol=job.protocol,
+            recipe=self.recipe.model_dump(mode="json"),
+            batch_mode=job.batch_mode,
+            forward_batch=job.forward_batch,
+            forward_threads=job.forward_threads,
+            dataset=job.dataset,
+            shard=asdict(shard),
+            shard_seconds=round(seconds, 4),
+            written_at=time.time(),
+            images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
+            decode=decode,
             **self.context,
             **self.adapter.provenance(),
-        }
+        )
 
 
 # Test hook for fault injection (see README, "Failures"): with KPBENCH_FAULT_AFTER_SHARDS=k and

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
+from runner.score.rows import ScoreRow  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
 
@@ -30,9 +31,10 @@ def write_report(out: str | Path) -> list[Path]:
     if not table.is_file():
         raise FileNotFoundError(table)
     document = json.loads(table.read_text())
-    rows, random = document["rows"], document["random_weights"]
+    rows = [ScoreRow.model_validate(row) for row in document["rows"]]
+    random = document["random_weights"]
     charts: dict[str, Callable] = {"acc1_by_family.png": _by_family}
-    if any(row.get("published_acc1") is not None for row in rows):
+    if any(row.published_acc1 is not None for row in rows):
         charts["measured_vs_published.png"] = _scatter("published_acc1", "published Acc@1 (%)")
     if any("cacc1" in row for row in rows):
         charts["plain_vs_cleaned.png"] = _scatter("cacc1", "cleaned Acc@1 (%)")
@@ -48,16 +50,16 @@ def write_report(out: str | Path) -> list[Path]:
         plt.close(figure)
         written.append(folder / name)
     index = folder / "report.md"
-    write_text_atomic(index, _index(rows, random, [p.name for p in written], folder))
+    write_text_atomic(index, _index(random, [p.name for p in written], folder))
     return [*written, index]
 
 
-def _by_family(rows: list[dict]):
+def _by_family(rows: list[ScoreRow]):
     """Acc@1 per model, grouped by architecture family, the two frameworks side by side."""
     families: dict[str, dict[str, dict[str, float]]] = {}
     for row in rows:
-        family = row.get("family") or row["model"]
-        families.setdefault(family, {}).setdefault(row["model"], {})[row["framework"]] = row["acc1"]
+        family = row.family or row.model
+        families.setdefault(family, {}).setdefault(row.model, {})[row.framework] = row.acc1
     models = [(family, model) for family in sorted(families) for model in sorted(families[family])]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(models) + 2), 4.5))
     width = 0.4
@@ -85,18 +87,18 @@ def _by_family(rows: list[dict]):
 def _scatter(column: str, label: str):
     """Acc@1 against another figure per model, with the diagonal where the two agree."""
 
-    def draw(rows: list[dict]):
+    def draw(rows: list[ScoreRow]):
         figure, axes = plt.subplots(figsize=(5.5, 5.5))
-        points = [row for row in rows if row.get(column) is not None and not math.isnan(row[column])]
+        points = [(getattr(row, column), row) for row in rows]
+        points = [(x, row) for x, row in points if x is not None and not math.isnan(x)]
         for framework, color in COLORS.items():
-            chosen = [row for row in points if row["framework"] == framework]
+            chosen = [(x, row.acc1) for x, row in points if row.framework == framework]
             if chosen:
-                axes.scatter([r[column] for r in chosen], [r["acc1"] for r in chosen], s=18,
-                             color=color, label=framework)
-        for row in points:
-            axes.annotate(row["model"], (row[column], row["acc1"]), fontsize=6,
-                          xytext=(2, 2), textcoords="offset points")
-        values = [v for row in points for v in (row[column], row["acc1"])] or [0, 100]
+                axes.scatter(*zip(*chosen, strict=True), s=18, color=color, label=framework)
+        for x, row in points:
+            axes.annotate(row.model, (x, row.acc1), fontsize=6, xytext=(2, 2),
+                          textcoords="offset points")
+        values = [v for x, row in points for v in (x, row.acc1)] or [0, 100]
         low, high = min(values) - 2, max(values) + 2
         axes.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
         axes.set_xlim(low, high)
@@ -116,7 +118,7 @@ def _mark_random(figure) -> None:
     figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=0.01, va="bottom")
 
 
-def _index(rows: list[dict], random: bool, charts: list[str], folder: Path) -> str:
+def _index(random: bool, charts: list[str], folder: Path) -> str:
     lines = ["# kpbench report", ""]
     if random:
         lines += [f"> **{RANDOM_NOTE}**", ""]
