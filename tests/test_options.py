@@ -18,6 +18,8 @@ FLAG_CASES = {
     "out": (["--out", "runs/x"], "runs/x"),
     "models": (["--models", "resnet18", "keras/*"], ["resnet18", "keras/*"]),
     "frameworks": (["--frameworks", "keras,pytorch"], ["keras", "pytorch"]),
+    # repeatable: several files after one flag, or the flag again
+    "catalog": (["--catalog", "a.yaml", "b.yaml", "--catalog", "c.yaml"], ["a.yaml", "b.yaml", "c.yaml"]),
     "weights": (["--weights", "random"], "random"),
     "protocol": (["--protocol", "northcutt2019"], "northcutt2019"),
     "batch_size": (["--batch-size", "8"], 8),
@@ -37,6 +39,8 @@ FLAG_CASES = {
     "local_gpus": (["--local-gpus", "2"], 2),
     "dashboard": (["--dashboard"], True),
     "overwrite": (["--overwrite"], True),
+    "sanity": (["--no-sanity"], False),
+    "strict_sanity": (["--strict-sanity"], True),
 }
 
 
