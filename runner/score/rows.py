@@ -31,8 +31,6 @@ class ScoreRow(Keyed):
     errors: int  # unreadable images
     missing: int  # dataset images without a row (an unfinished or failed run)
     weights: str
-    # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran
-    sanity: Literal["ok", "failed", "skipped"] | None
     protocol: str
     family: str | None
     # the published figure under this protocol, and measured minus it (percentage points)
@@ -52,6 +50,9 @@ class ScoreRow(Keyed):
     device: str | None
     status: Literal["ok", "incomplete", "failed"]
     failure: str | None  # why the pair failed
+    # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
+    # Last, so that the columns before it keep their places in the files.
+    sanity: Literal["ok", "failed", "skipped"] | None
 
     def cells(self) -> dict[str, Any]:
         """The columns this row has, in column order (floats as they are: NaN stays NaN)."""
