@@ -114,7 +114,7 @@ class RunOption:
         if isinstance(value, bool):
             return "on" if value else "off"
         if isinstance(value, list):
-            return ("," if self.item_words else " ").join(value)
+            return ("," if self.item_words else " ").join(value) or "none"
         return _number(value)
 
     def yaml_default(self) -> str:
