@@ -116,9 +116,12 @@ test-slow: $(STAMP)
 test-all-models: $(STAMP)
 	$(BIN)/pytest -m all_models --durations=0 tests/test_zoo.py
 
-# Regenerate runner/catalog/torchvision.yaml from the installed torchvision (after an upgrade).
+# Regenerate runner/catalog/torchvision.yaml and timm.yaml from the installed torchvision and timm
+# (after an upgrade); TIMM_RESULTS: timm's results/results-imagenet.csv (docs/models.md).
+TIMM_RESULTS ?= ../shared/reference/timm/results-imagenet.csv
 catalog: $(STAMP)
 	$(BIN)/python -m runner.catalog.generate --write
+	$(BIN)/python -m runner.catalog.timm --results $(TIMM_RESULTS) --write
 	$(BIN)/python -m runner.catalog.docs
 
 # Regenerate the generated docs: docs/configuration.md from RunConfig in runner/config.py (after

@@ -132,8 +132,11 @@ def _add_models(commands) -> None:
     )
     models.add_argument("patterns", nargs="*", help="names, framework/name, globs or sets "
                         f"({', '.join(SET_NAMES)}); default all")
-    models.add_argument("--all", action="store_true", help="every entry (the default)")
+    models.add_argument("--all", action="store_true", help="every entry but the opt-in timm set "
+                        "(the default)")
     models.add_argument("--frameworks", type=comma_list, default=list(FRAMEWORKS))
+    models.add_argument("--catalog", action="append", default=[], metavar="FILE.yaml",
+                        help="add your own models' catalog file (repeatable)")
 
 
 def _add_sample_data(commands) -> None:
@@ -146,7 +149,7 @@ def _add_sample_data(commands) -> None:
 
 def _add_weights(commands) -> None:
     weights = commands.add_parser("weights", help="download pretrained weights into the caches "
-                                  "($TORCH_HOME, $KERAS_HOME); needs internet")
+                                  "($TORCH_HOME, $KERAS_HOME, $HF_HOME for timm); needs internet")
     weights.add_argument("--models", nargs="+", default=["all"], metavar="MODEL")
     weights.add_argument("--frameworks", type=comma_list, default=list(FRAMEWORKS))
 
@@ -309,7 +312,7 @@ def cmd_import_npy(args, console: Console) -> int:
 
 def cmd_models(args, console: Console) -> int:
     patterns = ["all"] if args.all or not args.patterns else args.patterns
-    specs = load_catalog().select(patterns, args.frameworks)
+    specs = load_catalog().with_user_catalogs(args.catalog).select(patterns, args.frameworks)
     table = Table(title=f"kpbench catalog ({len(specs)} models)", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("framework", "model", "set", "input", "params", "acc1/acc5 (docs)",
                    "acc1/acc5 (2019)", "reference recipe", "normalise"):
@@ -318,7 +321,7 @@ def cmd_models(args, console: Console) -> int:
     for spec in specs:
         table.add_row(
             spec.framework, spec.name, spec.model_set, str(spec.input_size),
-            f"{spec.num_params / 1e6:.1f}M", _pair(spec.published.documented),
+            f"{spec.num_params / 1e6:.1f}M" if spec.num_params else "-", _pair(spec.published.documented),
             _pair(spec.published.northcutt2019), _recipe(spec.recipe("reference")), _normalise(spec),
         )
     # Not a terminal (a pipe, a log): as wide as the table needs, so no name is cut.
@@ -329,13 +332,15 @@ def cmd_models(args, console: Console) -> int:
     console.print("docs: the framework's documented Acc@1/Acc@5; 2019: the 2019 table's. "
                   "recipe: shorter side/center crop (or squash), interpolation. Weights: torchvision "
                   "entries are <builder>.<weights>, the 2019 PyTorch names use IMAGENET1K_V1, Keras "
-                  "weights='imagenet'.", highlight=False)
+                  "weights='imagenet', timm entries are timm's tags (docs: timm's results table).",
+                  highlight=False)
     return 0
 
 
 def _recipe(recipe) -> str:
     if recipe.resize == "squash":
-        return f"squash {recipe.size} {recipe.interpolation}"
+        crop = f"/{recipe.crop}" if recipe.crop else ""
+        return f"squash {recipe.size}{crop} {recipe.interpolation}"
     return f"{recipe.size}/{recipe.crop} {recipe.interpolation}"
 
 

@@ -20,6 +20,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 
 from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
@@ -33,6 +34,7 @@ class OptionHints:
     unset: str = "none"  # what a None default means ("detected", "all", ...)
     metavar: str | None = None  # the value's name in --help, when the flag's is not apt
     parse: Callable[[str], object] | None = None  # argparse type, when the field's does not fit
+    repeatable: bool = False  # a list flag that may also be given several times
 
 
 def replica_count(value: str) -> int | str:
@@ -75,6 +77,11 @@ class RunConfig(BaseModel):
             "also repeats 34 of them under their 2019 names"
         ))
     frameworks: list[Framework] = Field(list(FRAMEWORKS), description="frameworks to run")
+    catalog: Annotated[list[str], OptionHints(metavar="FILE.yaml", repeatable=True)] = Field(
+        [], description=(
+            "your own models: catalog YAML files whose entries join the built-in ones "
+            "(docs/models.md); their builders are code you chose to run"
+        ))
     weights: Literal["pretrained", "random"] = Field("pretrained", description=(
         "pretrained, or random: fixed-seed random weights for smoke runs and tests"
     ))
@@ -130,6 +137,19 @@ class RunConfig(BaseModel):
     overwrite: bool = Field(False, description=(
         "replace predictions in the run folder that were made with another config"
     ))
+    sanity: bool = Field(True, description=(
+        "predict the sanity photos before each model starts on the dataset; off: the `sanity` "
+        "column says skipped (docs/models.md)"
+    ))
+    strict_sanity: bool = Field(False, description=(
+        "stop a model that fails the sanity check: status failed, and the run exits 1"
+    ))
+
+    @model_validator(mode="after")
+    def _strict_needs_the_check(self) -> RunConfig:
+        if self.strict_sanity and not self.sanity:
+            raise ValueError("strict_sanity needs the sanity check (drop --no-sanity / sanity: false)")
+        return self
 
 
 def load_config(path: str | None, overrides: dict) -> RunConfig:
@@ -162,5 +182,7 @@ def _one_line(exc: ValidationError, source: str) -> str:
         return f"{source}: unknown config key {key!r}{hint}"
     if error["type"] == "missing":
         return f"{source}: {key!r} is required"
+    if not key:  # a check across keys (RunConfig's model validators)
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {key}: {error['msg']} (got {error.get('input')!r}){more}"

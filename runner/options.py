@@ -90,6 +90,8 @@ class RunOption:
             kwargs["metavar"] = self.hints.metavar
         if self.hints.parse:
             style = {"type": self.hints.parse}
+        elif self.hints.repeatable:
+            style = {"action": "extend", "nargs": "+"}
         else:
             style = _value_style(self.kinds[0], self.item_words) if len(self.kinds) == 1 else None
         if style is None:
@@ -112,7 +114,7 @@ class RunOption:
         if isinstance(value, bool):
             return "on" if value else "off"
         if isinstance(value, list):
-            return ("," if self.item_words else " ").join(value)
+            return ("," if self.item_words else " ").join(value) or "none"
         return _number(value)
 
     def yaml_default(self) -> str:
@@ -134,7 +136,7 @@ class RunOption:
         if self.item_words:
             return f"`{self.flag} A,B`"
         if get_origin(self.kinds[0]) is list:
-            return f"`{self.flag} A B ...`"
+            return f"`{self.flag} A B ...`" + (" (repeatable)" if self.hints.repeatable else "")
         return f"`{self.flag}`"
 
     def type_text(self) -> str:

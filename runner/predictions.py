@@ -71,6 +71,7 @@ class PairIdentity(BaseModel):
     protocol: str
     seed: int
     forward_batch: int
+    timm_version: str | None = None  # timm entries: the installed timm (it builds and loads them)
 
     @property
     def key(self) -> str:

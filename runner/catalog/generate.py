@@ -196,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"rewrite {OUTPUT}")
     args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        OUTPUT.write_text(text)
-        print(f"wrote {OUTPUT} ({text.count('- {framework')} models)", file=sys.stderr)
+    return write_or_print(render(), OUTPUT if args.write else None)
+
+
+def write_or_print(text: str, output: Path | None) -> int:
+    """Rewrite `output` with a generated catalog (saying how many models), or print it."""
+    if output:
+        output.write_text(text)
+        print(f"wrote {output} ({text.count('- {framework')} models)", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

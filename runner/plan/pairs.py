@@ -3,6 +3,7 @@ shards still to do (resume), keyed on a hash of everything that determines its p
 
 from __future__ import annotations
 
+import importlib.metadata
 import uuid
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class PairJob:
     run_id: str
     pair_key: str
     dataset: dict
+    sanity: str = "check"  # the weights sanity check: check, strict or skip (runner/sanity.py)
 
 
 @dataclass
@@ -44,7 +46,7 @@ class PairPlan:
 
 def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     """Everything that can be checked before Ray starts; raises UserError."""
-    specs = load_catalog().select(cfg.models, cfg.frameworks)
+    specs = load_catalog().with_user_catalogs(cfg.catalog).select(cfg.models, cfg.frameworks)
     dataset = open_dataset(cfg.data, cfg.labels, cfg.classes)
     check_writable(Location.of(cfg.out, cfg.s3_endpoint))
     shards = dataset.shards(cfg.shard_size)
@@ -71,6 +73,8 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         protocol=cfg.protocol,
         seed=cfg.seed,
         forward_batch=forward_batch,
+        # timm's code builds and loads timm entries: its version matters for them only
+        timm_version=importlib.metadata.version("timm") if spec.source == "timm" else None,
     )
     return PairJob(
         spec=spec,
@@ -86,6 +90,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         run_id=run_id,
         pair_key=identity.key,
         dataset=dataset.summary(),
+        sanity="skip" if not cfg.sanity else "strict" if cfg.strict_sanity else "check",
     )
 
 

@@ -35,6 +35,7 @@ from runner.predictions import (
     write_shard,
 )
 from runner.run.nvidia import nvidia_versions
+from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.
@@ -57,6 +58,11 @@ class ShardPredictor:
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads)
+        run_check(
+            job.sanity, job.spec.key,
+            lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
+            self.recipe, shard_path(job.out, job.spec.framework, job.spec.name, 0).parent,
+        )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
             "hostname": socket.gethostname(),

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from runner.errors import UserError
 from runner.outputs import Location, LocationLike
 from runner.predictions import PairPredictions, PairRecord, load_pair, pair_folders
+from runner.sanity import read_status as read_sanity_status
 from runner.score.rows import RANKED, ScoreRow
 
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
@@ -89,7 +90,7 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=sets is not None)
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
-            rows.append(_score(pair, options, sets))
+            rows.append(_score(pair, options, sets, read_sanity_status(folder)))
     if not rows:
         raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
     for column, rank_column in RANKED.items():
@@ -107,7 +108,8 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
 
 
-def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray | None) -> ScoreRow:
+def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray | None,
+           sanity: str | None) -> ScoreRow:
     record, run = pair.record, pair.provenance  # run: None when the pair failed before any file
     num_images = record.dataset.images
     figures = _figures(pair, num_images, options)
@@ -119,7 +121,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
     return ScoreRow(
         framework=record.framework, model=record.model, **figures,
         images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
-        weights=record.weights, protocol=record.protocol,
+        weights=record.weights, sanity=sanity, protocol=_protocol(record),
         family=record.spec.family if record.spec else None,
         **_catalog_facts(record),
         published_acc1=published[0], published_acc5=published[1],
@@ -148,6 +150,14 @@ def _figures(pair: PairPredictions, num_images: int, options: LabelOptions) -> d
         true = (custom[pair.positions] if custom is not None else labels)[selected]
         figures.update(zip(("cacc1", "cacc5"), accuracy(top[selected], true), strict=True))
     return figures
+
+
+def _protocol(record: PairRecord) -> str:
+    """The run's protocol; an entry without its own recipe for it says that it used its reference
+    recipe (users' entries may leave out the northcutt2019 recipe)."""
+    recipes = getattr(record.spec, "recipes", None)
+    protocol = record.protocol
+    return protocol if recipes is None or protocol in recipes else f"{protocol} (reference recipe)"
 
 
 def _difference(measured: float, published: float | None) -> float | None:

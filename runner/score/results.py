@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.outputs import Location, LocationLike
+from runner.sanity import MIN_FRACTION
 from runner.score.rows import COLUMNS, ScoreRow
 
 RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
@@ -47,7 +48,7 @@ def print_table(console: Console, rows: list[ScoreRow]) -> None:
     optional = ("cacc1", "cacc5", "real_acc1", "real_acc5", "acc1_delta", "acc5_delta")
     shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
              *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
-             "protocol", "status"]
+             "sanity", "protocol", "status"]
     for column in (*shown, "published", "measured - published"):
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
@@ -59,6 +60,12 @@ def print_table(console: Console, rows: list[ScoreRow]) -> None:
         if row.status == "failed":
             console.print(f"[red]failed[/] {row.framework}/{row.model}: {row.failure}",
                           highlight=False)
+    for row in rows:
+        if row.sanity == "failed" and row.status != "failed":
+            console.print(f"[yellow]warning[/]: {row.framework}/{row.model} failed the weights "
+                          f"sanity check (under {MIN_FRACTION:.0%} of the sanity photos have an "
+                          "accepted class in its top-5): broken or random weights? "
+                          f"(weights: {row.weights})", highlight=False)
     missing = [f"{r.framework}/{r.model} ({r.missing})"
                for r in rows if r.missing and r.status != "failed"]
     if missing:

@@ -59,6 +59,9 @@ class ScoreRow(Keyed):
     device: str | None
     status: Literal["ok", "incomplete", "failed"]
     failure: str | None  # why the pair failed
+    # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
+    # Last, so that the columns before it keep their places in the files.
+    sanity: Literal["ok", "failed", "skipped"] | None
 
     def cells(self) -> dict[str, Any]:
         """The columns this row has, in column order (floats as they are: NaN stays NaN)."""
