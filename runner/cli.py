@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "cleaned figures cacc1/cacc5 by the 2019 scorer's rules")
     score.add_argument("--real", metavar="JSON", help="ImageNet-ReaL labels (real.json): adds "
                        "real_acc1")
+    _label_set_arguments(score)
 
     report = commands.add_parser("report", help="charts of a scored run (PNG) and an index page",
                                  description="Write PNG charts and OUT/results/report.md from the "
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
         "compare", help="how much two runs' predictions differ, per model in both",
         description="Per (framework, model) in both runs: images compared, top-1 and top-5 set "
         "agreement, changed top-1 predictions, largest probability difference (over classes in "
-        "both top-5 lists), accuracy difference (B - A).",
+        "both top-5 lists), accuracy difference (B - A), and an exact McNemar test of the top-1 "
+        "difference (images only A / only B got right, p-value).",
     )
     compare.add_argument("run_a")
     compare.add_argument("run_b")
@@ -146,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _label_set_arguments(score: argparse.ArgumentParser) -> None:
+    from runner.score.labelsets import CORRECT_SETS, PUBLISHED_SETS
+
+    group = score.add_argument_group(
+        "label-error sets", "Score with the labels of cleanlab's Mechanical Turk study of the "
+        "ImageNet validation set (docs/accuracy.md); each set's table is "
+        "results/accuracy-<set>.{csv,md,json}, and with one set also results/accuracy.*")
+    group.add_argument("--mturk", metavar="FILE", help="the study: imagenet_mturk.json")
+    group.add_argument("--label-set", metavar="NAME", action="append", dest="label_sets",
+                       help=f"repeatable: {', '.join(CORRECT_SETS)}; with --as-published one of "
+                       f"the 2019 tables: {', '.join(PUBLISHED_SETS)}")
+    group.add_argument("--as-published", action="store_true",
+                       help="the 2019 repository's tables, reproduced with their rules and quirks")
+    group.add_argument("--partial", action="store_true",
+                       help="score the images of a set that the run has (else missing ones are an error)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
@@ -186,22 +205,50 @@ def cmd_score(args, console: Console) -> int:
         custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
         real=_load_real(args.real),
     )
-    _score_and_print(args.out, console, options, args.reference)
+    _score_and_print(args.out, console, options, args.reference, _label_set_request(args))
     return 0
 
 
-def _score_and_print(out: str, console: Console, options=None, reference: str | None = None) -> None:
+def _label_set_request(args):
+    """The label-error sets asked for, or None; the study is read before any scoring."""
+    from runner.score.label_tables import LabelSetRequest
+    from runner.score.labelsets import read_mturk
+
+    if not args.label_sets:
+        given = [flag for flag, value in (("--mturk", args.mturk), ("--as-published", args.as_published),
+                                          ("--partial", args.partial)) if value]
+        if given:
+            raise UserError(f"{given[0]} applies to label sets: give --label-set NAME too")
+        return None
+    if args.mturk is None:
+        raise UserError("--label-set needs the study: --mturk imagenet_mturk.json")
+    return LabelSetRequest(read_mturk(args.mturk), list(dict.fromkeys(args.label_sets)),
+                           args.as_published, args.partial)
+
+
+def _score_and_print(out: str, console: Console, options=None, reference: str | None = None,
+                     label_sets=None) -> None:
+    from runner.score.label_tables import score_label_sets
     from runner.score.reduce import LabelOptions, compare_with_reference, score
     from runner.score.results import print_table, write_results
 
     rows = score(out, options or LabelOptions())
     differ = compare_with_reference(rows, _read_csv(reference)) if reference else []
-    print_table(console, rows)
+    tables = score_label_sets(out, rows, label_sets) if label_sets else []
+    if len(tables) != 1:  # with one label set, its table is also the accuracy table
+        print_table(console, rows)
     if reference:
         console.print(f"{len(differ)} row(s) differ from {reference}" + (":" if differ else ""))
         for line in differ:
             console.print(f"  {line}", highlight=False)
-    paths = write_results(out, rows)
+    paths = [] if len(tables) == 1 else write_results(out, rows)
+    for table in tables:
+        print_table(console, table.rows, f"kpbench accuracy, label set {table.name}")
+        for note in table.notes:
+            console.print(note, highlight=False)
+        paths += write_results(out, table.rows, f"accuracy-{table.name}", table.notes)
+        if len(tables) == 1:
+            paths += write_results(out, table.rows, "accuracy", table.notes)
     console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -278,7 +325,8 @@ def cmd_compare(args, console: Console) -> int:
     rows = compare_runs(args.run_a, args.run_b)
     table = Table(title=f"{args.run_a} (A) vs {args.run_b} (B)")
     columns = ("framework", "model", "images", "top1_agreement", "top5_set_agreement",
-               "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
+               "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right",
+               "only_b_right", "mcnemar_p", "identical")
     for column in columns:
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
@@ -296,7 +344,7 @@ def cmd_compare(args, console: Console) -> int:
 
 
 def _fmt_compare(column: str, value) -> str:
-    if column == "max_prob_diff":
+    if column in ("max_prob_diff", "mcnemar_p"):
         return f"{value:.3g}"
     if isinstance(value, float):
         return f"{value:+.2f}" if column.endswith("_diff") else f"{value:.2f}"

@@ -14,6 +14,7 @@ BASE_COLUMNS = {
     "weights", "protocol", "family", "published_acc1", "published_acc5", "published_delta1",
     "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
+    "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier", "tier_p_above",
 }
 
 

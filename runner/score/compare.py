@@ -2,6 +2,8 @@
 
 Works across Keras modes, protocols and reruns: rows are matched by dataset position.
 Probabilities are compared for classes in both top-5 lists (the files keep only the top 5).
+An exact McNemar test on top-1 correctness (runner.score.stats) says whether the accuracy
+difference is more than chance: over the images both read, how many only A and only B got right.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from runner.errors import UserError
 from runner.score.reduce import PairPredictions, accuracy, load_pair, pair_folders
+from runner.score.stats import Hits, mcnemar
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> list[dict]:
@@ -63,4 +66,10 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> dict:
         "acc1_diff": acc1_b - acc1_a,
         "acc5_diff": acc5_b - acc5_a,
         "identical": bool(identical),
+        **_mcnemar(a, b),
     }
+
+
+def _mcnemar(a: PairPredictions, b: PairPredictions) -> dict:
+    test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
+    return {"only_a_right": test.only_a, "only_b_right": test.only_b, "mcnemar_p": test.pvalue}

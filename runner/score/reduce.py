@@ -27,12 +27,16 @@ import pyarrow.parquet as pq
 
 from runner.errors import UserError
 from runner.predictions import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
+from runner.score.columns import join_columns, row_key
+from runner.score.stats import Hits, significance_columns
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (
-    "framework", "model", "acc1", "acc5", "rank1", "rank5",
-    "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
-    "images", "errors", "missing", "weights", "protocol", "family",
+    "dataset", "label_set", "framework", "model", "acc1", "acc5", "rank1", "rank5", "tier",
+    "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier_p_above",
+    "cacc1", "cacc5", "crank1", "crank5", "ctier",
+    "cacc1_ci_low", "cacc1_ci_high", "cacc5_ci_low", "cacc5_ci_high", "ctier_p_above",
+    "real_acc1", "real_rank1", "images", "cimages", "errors", "missing", "weights", "protocol", "family",
     "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
@@ -106,18 +110,20 @@ class PairPredictions:
 
 
 def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]:
-    """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first)."""
-    rows = []
+    """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first),
+    with intervals and tiers (runner.score.stats)."""
+    rows, hits = [], {}
     sets = real_label_sets(options.real) if options.real is not None else None
     for folder in pair_folders(out):
         pair = load_pair(folder, file_numbers=options.real is not None)
         failure = _read_failure(folder)
         if pair is not None:
-            row = _score(pair, options, sets)
+            row, row_hits = _score(pair, options, sets)
         elif failure is not None:
-            row = _failed_row(failure, options, sets)
+            row, row_hits = _failed_row(failure, options, sets)
         else:
             continue
+        hits[row_key(row)] = row_hits
         row["status"] = "failed" if failure else ("incomplete" if row["missing"] else "ok")
         row["failure"] = failure["reason"] if failure else None
         rows.append(row)
@@ -125,7 +131,8 @@ def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]
         raise UserError(f"no predictions under {Path(out) / 'predictions'}")
     for column in ("acc1", "acc5", "cacc1", "cacc5", "real_acc1"):
         if column in rows[0]:
-            _rank(rows, column, column.replace("acc", "rank"))
+            rank_column(rows, column, column.replace("acc", "rank"))
+    join_columns(rows, significance_columns(hits, {row_key(row): row["acc1"] for row in rows}))
     rows.sort(key=lambda row: (row["rank1"] or math.inf, row["framework"], row["model"]))
     return rows
 
@@ -139,7 +146,7 @@ def _read_failure(folder: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _failed_row(failure: dict, options: LabelOptions, sets) -> dict:
+def _failed_row(failure: dict, options: LabelOptions, sets) -> tuple[dict, Hits]:
     """A pair with no predictions at all: every figure NaN, every image missing."""
     empty = PairPredictions(
         provenance={**failure, "batch_mode": None, "device": None},
@@ -198,7 +205,9 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
 
 
-def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray | None) -> dict:
+def _score(pair: PairPredictions, options: LabelOptions,
+           real_sets: np.ndarray | None) -> tuple[dict, Hits]:
+    """The row, and the per-image correctness behind acc1/acc5."""
     first = pair.provenance
     num_images = first["dataset"]["images"]
     ok, top, labels = pair.ok, pair.top, pair.labels
@@ -209,6 +218,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
     in_mask = mask[pair.positions] if mask is not None else np.ones(len(ok), bool)
     plain = ok & in_mask if custom is not None and mask is not None else ok
     row["acc1"], row["acc5"] = accuracy(top[plain], labels[plain])
+    hits = Hits.of(pair.positions[plain], top[plain], labels[plain])
     if options.cleaned:
         selected = ok & in_mask
         true = (custom[pair.positions] if custom is not None else labels)[selected]
@@ -232,7 +242,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "images_per_s": len(ok) / pair.seconds if pair.seconds else None,
         "device": first.get("device"),
     })
-    return row
+    return row, hits
 
 
 def _difference(measured: float, published: float | None) -> float | None:
@@ -287,13 +297,13 @@ def _published(provenance: dict) -> tuple[float | None, float | None, str | None
     return (figures[0], figures[1], source) if figures else (None, None, None)
 
 
-def _rank(rows: list[dict], column: str, rank_column: str) -> None:
-    """1 = best over all rows; equal accuracies share the better rank, as in the 2019 table.
-    A model with no readable image (NaN) gets no rank."""
+def rank_column(rows: list[dict], column: str, rank: str) -> None:
+    """Rank rows on `column` into `rank`: 1 = best over all rows; equal accuracies share the
+    better rank, as in the 2019 table. A model with no readable image (NaN) gets no rank."""
     values = [row[column] for row in rows if not math.isnan(row[column])]
     for row in rows:
         value = row[column]
-        row[rank_column] = None if math.isnan(value) else 1 + sum(o > value for o in values)
+        row[rank] = None if math.isnan(value) else 1 + sum(o > value for o in values)
 
 
 def compare_with_reference(rows: list[dict], reference: list[dict]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Write and print the accuracy table: OUT/results/accuracy.{csv,md,json}."""
+"""Write and print an accuracy table: OUT/results/accuracy.{csv,md,json}, or under another
+name (accuracy-<label set>.*)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from runner.score.reduce import COLUMNS
 RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
 
 
-def write_results(out: str | Path, rows: list[dict]) -> list[Path]:
+def write_results(out: str | Path, rows: list[dict], name: str = "accuracy",
+                  notes: list[str] = ()) -> list[Path]:
+    """NAME.{csv,md,json} under OUT/results; `notes` (what a table leaves out) go into the
+    Markdown and JSON files."""
     folder = Path(out) / "results"
     random = any(row["weights"] == "random" for row in rows)
     paths = {
-        folder / "accuracy.csv": _csv(rows),
-        folder / "accuracy.md": _markdown(rows, random),
-        folder / "accuracy.json": json.dumps(
-            {"random_weights": random, "note": RANDOM_NOTE if random else None, "rows": rows},
+        folder / f"{name}.csv": _csv(rows),
+        folder / f"{name}.md": _markdown(rows, random, notes),
+        folder / f"{name}.json": json.dumps(
+            {"random_weights": random, "note": RANDOM_NOTE if random else None,
+             "notes": list(notes), "rows": rows},
             indent=2, allow_nan=True,
         ) + "\n",
     }
@@ -37,19 +42,22 @@ def columns_of(rows: list[dict]) -> list[str]:
     return [column for column in COLUMNS if any(column in row for row in rows)]
 
 
-def print_table(console: Console, rows: list[dict]) -> None:
+def print_table(console: Console, rows: list[dict], title: str = "kpbench accuracy") -> None:
     random = any(row["weights"] == "random" for row in rows)
-    table = Table(title="kpbench accuracy" + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
-    optional = ("cacc1", "cacc5", "real_acc1", "acc1_delta", "acc5_delta")
-    shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
-             *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
+    table = Table(title=title + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
+    optional = ("dataset", "cacc1", "cacc5", "ctier", "real_acc1", "acc1_delta", "acc5_delta")
+    shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5", "tier",
+             *(c for c in optional if c in columns_of(rows)), "images",
+             *(["cimages"] if "cimages" in columns_of(rows) else []), "errors", "weights",
              "protocol", "status"]
-    for column in (*shown, "published", "measured - published"):
+    # label-set tables have no published figure to compare with
+    published = ("published", "measured - published") if "published_acc1" in columns_of(rows) else ()
+    for column in (*shown, *published):
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
-        published = f"{_fmt(row['published_acc1'])} / {_fmt(row['published_acc5'])}"
-        delta = f"{_signed(row.get('published_delta1'))} / {_signed(row.get('published_delta5'))}"
-        table.add_row(*(_fmt(row.get(column)) for column in shown), published, delta)
+        figures = (f"{_fmt(row.get('published_acc1'))} / {_fmt(row.get('published_acc5'))}",
+                   f"{_signed(row.get('published_delta1'))} / {_signed(row.get('published_delta5'))}")
+        table.add_row(*(_fmt(row.get(column)) for column in shown), *figures[: len(published)])
     console.print(table)
     for row in rows:
         if row["status"] == "failed":
@@ -84,8 +92,9 @@ def _csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(rows: list[dict], random: bool) -> str:
+def _markdown(rows: list[dict], random: bool, notes: list[str]) -> str:
     lines = [f"> **{RANDOM_NOTE}**", ""] if random else []
+    lines += [*(f"- {note}" for note in notes), ""] if notes else []
     columns = columns_of(rows)
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
