@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "or the devkit's ILSVRC2012_validation_ground_truth.txt (meta.mat beside it)")
     run.add_argument("--classes", help="full class list when the data names only some classes "
                      "(imagenet_class_index.json or one WordNet id per line)")
+    _dataset_arguments(run)
     run.add_argument("--out", help="run folder (default runs/default)")
     run.add_argument("--models", nargs="+", metavar="MODEL",
                      help="names, framework/name, globs ('resnet*', '*.IMAGENET1K_V2') or sets "
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("uri", help="where to write: a local path, file://, s3://, gs://, ...")
     pack.add_argument("--labels", help="labels file for a flat folder (as for run)")
     pack.add_argument("--classes", help="full class list (as for run)")
+    _dataset_arguments(pack)
     pack.add_argument("--rows-per-file", type=int, default=1000, help="images per part file")
 
     compare = commands.add_parser(
@@ -148,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    from runner.config import RunConfig
+    from runner.data.shift import DATASETS
+
+    fields = RunConfig.model_fields
+    parser.add_argument("--dataset", choices=DATASETS, metavar="NAME",
+                        help=f"{fields['dataset'].description}: {', '.join(DATASETS)}")
+    parser.add_argument("--subset-classes", metavar="FILE", help=fields["subset_classes"].description)
+
+
 def _label_set_arguments(score: argparse.ArgumentParser) -> None:
     from runner.score.labelsets import CORRECT_SETS, PUBLISHED_SETS
 
@@ -186,9 +198,9 @@ def cmd_run(args, console: Console) -> int:
 
     overrides = {
         key: getattr(args, key)
-        for key in ("data", "labels", "classes", "out", "models", "frameworks", "weights",
-                    "protocol", "batch_size", "keras_mode", "shard_size", "replicas", "seed", "address",
-                    "local_gpus", "overwrite")
+        for key in ("data", "labels", "classes", "dataset", "subset_classes", "out", "models",
+                    "frameworks", "weights", "protocol", "batch_size", "keras_mode", "shard_size",
+                    "replicas", "seed", "address", "local_gpus", "overwrite")
     }
     cfg = load_config(args.config, overrides)
     outcome = run_benchmark(cfg, console)
@@ -310,7 +322,7 @@ def cmd_pack(args, console: Console) -> int:
     from runner.data.index import open_dataset
     from runner.data.packed import pack_dataset
 
-    index = open_dataset(args.data, args.labels, args.classes)
+    index = open_dataset(args.data, args.labels, args.classes, args.dataset, args.subset_classes)
     with Progress(console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("packing", total=len(index))
         parts = pack_dataset(index, args.uri, args.rows_per_file,

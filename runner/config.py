@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from runner.catalog import FRAMEWORKS, Framework, Protocol
+from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
 
 
@@ -28,6 +29,14 @@ class RunConfig(BaseModel):
     data: str = Field(description="dataset folder (class folders, or flat with `labels`)")
     labels: str | None = Field(None, description="labels file for a flat folder")
     classes: str | None = Field(None, description="full class list, when the data names only some")
+    dataset: Literal[tuple(DATASETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="which test set the data is (default: recognised from its class "
+        "folders, else imagenet); docs/accuracy.md"
+    )
+    subset_classes: str | None = Field(
+        None, description="the 200 classes of ImageNet-A/-R (CSV with a wnid column, or one per "
+        "line), when timm is not installed to give them"
+    )
     out: str = Field("runs/default", description="run folder: predictions/ and results/")
     # torchvision + keras: every pretrained weight once ("all" adds the 2019 names of 34 of them)
     models: list[str] = Field(

@@ -47,7 +47,7 @@ class PairPlan:
 def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     """Everything that can be checked before Ray starts; raises UserError."""
     specs = load_catalog().select(cfg.models, cfg.frameworks)
-    dataset = open_dataset(cfg.data, cfg.labels, cfg.classes)
+    dataset = open_dataset(cfg.data, cfg.labels, cfg.classes, cfg.dataset, cfg.subset_classes)
     _check_writable(Path(cfg.out))
     shards = dataset.shards(cfg.shard_size)
     run_id = uuid.uuid4().hex[:12]
@@ -72,6 +72,8 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         "seed": cfg.seed,
         "forward_batch": forward_batch,
     }
+    if dataset.name != "imagenet":  # so that ImageNet runs keep the pair keys they had
+        determines |= {"dataset_name": dataset.name, "subset": dataset.subset}
     pair_key = hashlib.sha256(json.dumps(determines, sort_keys=True).encode()).hexdigest()[:16]
     return PairJob(
         spec=spec,
