@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score a run folder: print and write the table",
                                 description="Aggregate OUT/predictions into "
                                 "OUT/results/accuracy.{csv,md,json} and print the table.")
-    score.add_argument("out", help="run folder")
+    score.add_argument("runs", nargs="+", metavar="RUN",
+                       help="run folder; several (one per dataset): also the wide table "
+                       "RUN/results/accuracy-wide.{csv,md,json} of the first, a column group per dataset")
+    score.add_argument("--published", metavar="DIR", help="a copy of timm's results/ folder: timm "
+                       "models are compared with timm's figure for the run's dataset")
     score.add_argument("--reference", metavar="CSV", help="published table to compare with "
                        "(framework or 2019-style platform, model, acc1, acc5): adds delta columns "
                        "and lists the rows that differ")
@@ -217,8 +221,23 @@ def cmd_score(args, console: Console) -> int:
         custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
         real=_load_real(args.real),
     )
-    _score_and_print(args.out, console, options, args.reference, _label_set_request(args))
+    label_sets = _label_set_request(args)
+    rows = []
+    for out in args.runs:
+        rows += _score_and_print(out, console, options, args.reference, label_sets, args.published)
+    if len(args.runs) > 1:
+        _write_wide(args.runs[0], rows, console)
     return 0
+
+
+def _write_wide(out: str, rows: list[dict], console: Console) -> None:
+    from runner.score.results import print_wide_table, write_results
+    from runner.score.shift_table import wide_table
+
+    wide, columns = wide_table(rows)
+    print_wide_table(console, wide, columns)
+    paths = write_results(out, wide, "accuracy-wide", columns=columns)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
 
 
 def _label_set_request(args):
@@ -239,14 +258,21 @@ def _label_set_request(args):
 
 
 def _score_and_print(out: str, console: Console, options=None, reference: str | None = None,
-                     label_sets=None) -> None:
+                     label_sets=None, published: str | None = None) -> list[dict]:
+    """Score one run, print and write its tables; returns the plain rows."""
     from runner.score.label_tables import score_label_sets
     from runner.score.reduce import LabelOptions, compare_with_reference, score
     from runner.score.results import print_table, write_results
+    from runner.score.shift_table import apply_published
 
     rows = score(out, options or LabelOptions())
+    if published:
+        apply_published(rows, published)
     differ = compare_with_reference(rows, _read_csv(reference)) if reference else []
-    tables = score_label_sets(out, rows, label_sets) if label_sets else []
+    imagenet = all(row["dataset"] == "imagenet" for row in rows)
+    if label_sets and not imagenet:
+        console.print(f"label sets are of ImageNet's validation images: not applied to {out}")
+    tables = score_label_sets(out, rows, label_sets) if label_sets and imagenet else []
     if len(tables) != 1:  # with one label set, its table is also the accuracy table
         print_table(console, rows)
     if reference:
@@ -262,6 +288,7 @@ def _score_and_print(out: str, console: Console, options=None, reference: str | 
         if len(tables) == 1:
             paths += write_results(out, table.rows, "accuracy", table.notes)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+    return rows
 
 
 def _load_npy(path: str | None, flag: str):

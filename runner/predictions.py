@@ -47,6 +47,15 @@ PREDICTION_SCHEMA = pa.schema(
         _field("error", pa.string(), "why the image could not be read; null when ok"),
     ]
 )
+# Sets scored over a class subset (ImageNet-A/-R and their -clean baselines) add these: the
+# argmax over the subset can differ from the 1000-class one, so it is stored, not derived.
+SUBSET_FIELDS = [
+    _field("subset_top5_class", pa.list_(pa.int32(), TOP_K),
+           "the 5 most probable classes of the dataset's class subset (1000-class indices), most "
+           "probable first; null when status=error"),
+    _field("subset_top5_prob", pa.list_(pa.float32(), TOP_K),
+           "their probabilities in the 1000-class softmax, same order; null when status=error"),
+]
 
 
 def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
@@ -54,6 +63,14 @@ def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.nda
     (ties: lower class index first, so the order is deterministic)."""
     classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return classes.astype(np.int32), np.take_along_axis(probabilities, classes, axis=1)
+
+
+def subset_top_k(probabilities: np.ndarray, subset, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """top_k over the classes in `subset` only, as 1000-class indices: the prediction of a
+    model scored over a class subset (the argmax over those classes)."""
+    subset = np.asarray(subset)
+    classes, probs = top_k(probabilities[:, subset], k)
+    return subset[classes].astype(np.int32), probs
 
 
 def predictions_table(
@@ -64,27 +81,39 @@ def predictions_table(
     classes: np.ndarray,
     probs: np.ndarray,
     provenance: dict,
+    subset_top: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Build a predictions table, one row per image. `errors[i]` is None when image i was
-    read; `classes`/`probs` hold the top-k of the readable images, in row order."""
+    read; `classes`/`probs` hold the top-k of the readable images, in row order, and
+    `subset_top` the same over the dataset's class subset (SUBSET_FIELDS), if it has one."""
     ok = np.array([error is None for error in errors], dtype=bool)
     if ok.sum() != len(classes) or len(classes) != len(probs):
         raise ValueError("one top-k row is needed per readable image")
-    full_classes = np.zeros((len(ok), TOP_K), np.int32)
-    full_probs = np.zeros((len(ok), TOP_K), np.float32)
-    full_classes[ok], full_probs[ok] = classes, probs
     missing = pa.array(~ok)
     arrays = [
         pa.array(image_ids, pa.string()),
         pa.array(positions, pa.int64()),
         pa.array(labels, pa.int32()),
-        _fixed_list(full_classes, pa.int32(), missing),
-        _fixed_list(full_probs, pa.float32(), missing),
+        *_top_columns(classes, probs, ok, missing),
         pa.array(np.where(ok, STATUS_OK, STATUS_ERROR), pa.string()),
         pa.array(errors, pa.string()),
     ]
-    table = pa.Table.from_arrays(arrays, schema=PREDICTION_SCHEMA)
+    schema = PREDICTION_SCHEMA
+    if subset_top is not None:
+        arrays += _top_columns(*subset_top, ok, missing)
+        schema = pa.schema([*schema, *SUBSET_FIELDS])
+    table = pa.Table.from_arrays(arrays, schema=schema)
     return table.replace_schema_metadata({PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)})
+
+
+def _top_columns(classes: np.ndarray, probs: np.ndarray, ok: np.ndarray,
+                 missing: pa.Array) -> list[pa.Array]:
+    """Top-k classes and probabilities of the readable rows as two list columns (null lists
+    on the rows that could not be read)."""
+    full_classes = np.zeros((len(ok), TOP_K), np.int32)
+    full_probs = np.zeros((len(ok), TOP_K), np.float32)
+    full_classes[ok], full_probs[ok] = classes, probs
+    return [_fixed_list(full_classes, pa.int32(), missing), _fixed_list(full_probs, pa.float32(), missing)]
 
 
 def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> pa.Array:

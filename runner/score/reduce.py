@@ -167,8 +167,10 @@ def load_pair(
     provenances = [read_provenance(path) for path in files]
     if len({p["pair_key"] for p in provenances}) != 1:
         raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
-    columns = ["position", "label", "top5_class", "status"]
-    columns += (["image_id"] if file_numbers else []) + (["top5_prob"] if probabilities else [])
+    # a set scored over a class subset (ImageNet-A/-R) is scored on its subset top-5
+    prefix = "subset_" if provenances[0]["dataset"].get("subset") else ""
+    columns = ["position", "label", f"{prefix}top5_class", "status"]
+    columns += (["image_id"] if file_numbers else []) + ([f"{prefix}top5_prob"] if probabilities else [])
     table = pq.read_table(files, columns=columns)
     positions = table["position"].to_numpy()
     order = np.argsort(positions, kind="stable")
@@ -176,7 +178,7 @@ def load_pair(
     if len(positions) and (np.diff(positions) == 0).any():
         raise UserError(f"{folder} holds more than one row for some images")
     # error rows have a null list; -1 matches no label, and `ok` keeps them out anyway
-    top = _matrix(table["top5_class"], -1)
+    top = _matrix(table[f"{prefix}top5_class"], -1)
     seconds = [p.get("shard_seconds") for p in provenances]
     return PairPredictions(
         provenance=provenances[0],
@@ -185,7 +187,7 @@ def load_pair(
         top=top[order],
         ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
         val_numbers=_val_numbers(table["image_id"])[order] if file_numbers else None,
-        probs=_matrix(table["top5_prob"], np.nan)[order] if probabilities else None,
+        probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
         seconds=sum(seconds) if None not in seconds else None,
     )
 
@@ -211,8 +213,8 @@ def _score(pair: PairPredictions, options: LabelOptions,
     first = pair.provenance
     num_images = first["dataset"]["images"]
     ok, top, labels = pair.ok, pair.top, pair.labels
-    row = {"framework": first["framework"], "model": first["model"],
-           "family": (first.get("spec") or {}).get("family")}
+    row = {"dataset": first["dataset"].get("name", "imagenet"), "framework": first["framework"],
+           "model": first["model"], "family": (first.get("spec") or {}).get("family")}
     mask = options.mask(num_images)
     custom = options.custom_by_position(num_images, mask)
     in_mask = mask[pair.positions] if mask is not None else np.ones(len(ok), bool)
@@ -287,8 +289,8 @@ def _real_accuracy(pair: PairPredictions, sets: np.ndarray) -> float:
 def _published(provenance: dict) -> tuple[float | None, float | None, str | None]:
     """The figure to compare with: the 2019 table under its protocol, else the framework's own."""
     spec = provenance.get("spec")
-    if not spec:
-        return None, None, None
+    if not spec or provenance["dataset"].get("name", "imagenet") != "imagenet":
+        return None, None, None  # the catalog's figures are ImageNet's (--published: timm's)
     if provenance["protocol"] == "northcutt2019":
         figures, source = spec["published"]["northcutt2019"], "northcutt2019 table"
     else:

@@ -1,7 +1,8 @@
 """`kpbench report`: charts of a scored run, and an index page embedding them.
 
 Input is the table `kpbench score` wrote (OUT/results/accuracy.json, with any cleaned or
-ReaL figures it computed); output is PNG files and OUT/results/report.md beside it.
+ReaL figures it computed, and accuracy-wide.json when it scored several datasets); output is
+PNG files and OUT/results/report.md beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.special import expit, logit  # noqa: E402
 
 from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
@@ -31,13 +34,17 @@ def write_report(out: str | Path) -> list[Path]:
         raise FileNotFoundError(table)
     document = json.loads(table.read_text())
     rows, random = document["rows"], document["random_weights"]
-    charts: dict[str, Callable] = {"acc1_by_family.png": _by_family}
+    charts: dict[str, Callable] = {"acc1_by_family.png": _by_family, "acc1_tiers.png": _tiers}
     if any(row.get("published_acc1") is not None for row in rows):
         charts["measured_vs_published.png"] = _scatter("published_acc1", "published Acc@1 (%)")
     if any("cacc1" in row for row in rows):
         charts["plain_vs_cleaned.png"] = _scatter("cacc1", "cleaned Acc@1 (%)")
     if any("real_acc1" in row for row in rows):
         charts["plain_vs_real.png"] = _scatter("real_acc1", "ImageNet-ReaL Acc@1 (%)")
+    wide = folder / "accuracy-wide.json"
+    shifted = json.loads(wide.read_text())["rows"] if wide.is_file() else []
+    if _shift_sets(shifted) and any("imagenet_acc1" in row for row in shifted):
+        charts["effective_robustness.png"] = lambda _: _effective_robustness(shifted)
     written = []
     for name, draw in charts.items():
         figure = draw(rows)
@@ -108,6 +115,61 @@ def _scatter(column: str, label: str):
         return figure
 
     return draw
+
+
+def _tiers(rows: list[dict]):
+    """Acc@1 with its 95% interval, best first; shading changes where a tier ends."""
+    ranked = [row for row in rows if row.get("tier") is not None]
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.32 * len(ranked) + 2), 4.5))
+    for i, row in enumerate(ranked):
+        if row["tier"] % 2 == 0:
+            axes.axvspan(i - 0.5, i + 0.5, color="grey", alpha=0.12, linewidth=0)
+        error = [[row["acc1"] - row["acc1_ci_low"]], [row["acc1_ci_high"] - row["acc1"]]]
+        axes.errorbar(i, row["acc1"], yerr=error, fmt="o", markersize=3, capsize=2,
+                      color=COLORS.get(row["framework"], "black"))
+        axes.text(i, 1.0, str(row["tier"]), transform=axes.get_xaxis_transform(), ha="center",
+                  va="bottom", fontsize=6, color="dimgrey")
+    axes.set_xticks(range(len(ranked)), [f"{r['framework']}/{r['model']}" for r in ranked],
+                    rotation=70, ha="right", fontsize=6)
+    axes.set_ylabel("Acc@1 (%), 95% Clopper-Pearson interval")
+    axes.set_title("Tiers (numbers on top): neighbours not separable by an exact McNemar test "
+                   "(alpha 0.05, adjacent pairs)", fontsize=9, pad=14)
+    return figure
+
+
+def _effective_robustness(rows: list[dict]):
+    """Per shift set: its Acc@1 against ImageNet Acc@1 on logit axes, with the linear fit (in
+    logit space) over the models; each point's label carries its tier on the shift set."""
+    names = _shift_sets(rows)
+    figure, panels = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.6), squeeze=False)
+    for axes, name in zip(panels[0], names, strict=True):
+        points = [(row["imagenet_acc1"] / 100, row[f"{name}_acc1"] / 100, row)
+                  for row in rows if 0 < (row.get("imagenet_acc1") or 0) < 100
+                  and 0 < (row.get(f"{name}_acc1") or 0) < 100]
+        for x, y, row in points:
+            axes.scatter(x, y, s=14, color=COLORS.get(row["framework"], "black"))
+            axes.annotate(f"{row['model']} (tier {row.get(f'{name}_tier')})", (x, y), fontsize=5,
+                          xytext=(2, 2), textcoords="offset points")
+        if len(points) >= 2:
+            xs, ys = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+            slope, intercept = np.polyfit(logit(xs), logit(ys), 1)
+            grid = np.linspace(xs.min(), xs.max(), 50)
+            axes.plot(grid, expit(slope * logit(grid) + intercept), color="black",
+                      linewidth=0.8, label=f"fit: logit y = {slope:.2f} logit x {intercept:+.2f}")
+            axes.legend(fontsize=6)
+        axes.set_xscale("logit")
+        axes.set_yscale("logit")
+        axes.set_xlabel("ImageNet Acc@1")
+        axes.set_ylabel(f"{name} Acc@1")
+        axes.set_title(f"Effective robustness: {name}", fontsize=9)
+    return figure
+
+
+def _shift_sets(rows: list[dict]) -> list[str]:
+    """The shift sets in a wide table (not ImageNet, its ReaL labels or a -clean baseline)."""
+    groups = dict.fromkeys(key.removesuffix("_acc1") for row in rows for key in row if key.endswith("_acc1"))
+    return [name for name in groups
+            if name not in ("imagenet", "imagenet-real") and not name.endswith("-clean")]
 
 
 def _mark_random(figure) -> None:

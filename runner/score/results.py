@@ -19,14 +19,15 @@ RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the 
 
 
 def write_results(out: str | Path, rows: list[dict], name: str = "accuracy",
-                  notes: list[str] = ()) -> list[Path]:
+                  notes: list[str] = (), columns: list[str] | None = None) -> list[Path]:
     """NAME.{csv,md,json} under OUT/results; `notes` (what a table leaves out) go into the
-    Markdown and JSON files."""
+    Markdown and JSON files; `columns` default to the accuracy table's that the rows have."""
     folder = Path(out) / "results"
-    random = any(row["weights"] == "random" for row in rows)
+    random = any(row.get("weights") == "random" for row in rows)
+    columns = columns or columns_of(rows)
     paths = {
-        folder / f"{name}.csv": _csv(rows),
-        folder / f"{name}.md": _markdown(rows, random, notes),
+        folder / f"{name}.csv": _csv(rows, columns),
+        folder / f"{name}.md": _markdown(rows, random, notes, columns),
         folder / f"{name}.json": json.dumps(
             {"random_weights": random, "note": RANDOM_NOTE if random else None,
              "notes": list(notes), "rows": rows},
@@ -72,6 +73,22 @@ def print_table(console: Console, rows: list[dict], title: str = "kpbench accura
         console.print(f"accuracy is over the images each model could read; unreadable: {counts}")
 
 
+def print_wide_table(console: Console, rows: list[dict], columns: list[str]) -> None:
+    """Acc@1 per dataset, with the difference to its baseline and the rank change."""
+    datasets = [column.removesuffix("_acc1") for column in columns if column.endswith("_acc1")]
+    table = Table(title="kpbench accuracy by dataset: Acc@1 (difference to baseline, rank change)")
+    for column in ("framework", "model", *datasets):
+        table.add_column(column, justify="left" if column in ("framework", "model") else "right")
+    for row in rows:
+        cells = []
+        for name in datasets:
+            diff, rank = row.get(f"{name}_top1_diff"), row.get(f"{name}_rank_diff")
+            extra = f" ({_signed(diff)}, {rank:+d})" if diff is not None and rank is not None else ""
+            cells.append(_fmt(row.get(f"{name}_acc1")) + extra)
+        table.add_row(row["framework"], row["model"], *cells)
+    console.print(table)
+
+
 def _fmt(value) -> str:
     if value is None:
         return "-"
@@ -84,18 +101,17 @@ def _signed(value) -> str:
     return "-" if value is None else f"{value:+.2f}"
 
 
-def _csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], columns: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns_of(rows), lineterminator="\n", restval="")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
     writer.writeheader()
     writer.writerows(rows)  # accuracies at full precision
     return buffer.getvalue()
 
 
-def _markdown(rows: list[dict], random: bool, notes: list[str]) -> str:
+def _markdown(rows: list[dict], random: bool, notes: list[str], columns: list[str]) -> str:
     lines = [f"> **{RANDOM_NOTE}**", ""] if random else []
     lines += [*(f"- {note}" for note in notes), ""] if notes else []
-    columns = columns_of(rows)
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
