@@ -266,8 +266,8 @@ def _score_and_print(out: str, console: Console, options=None, reference: str | 
     from runner.score.shift_table import apply_published
 
     rows = score(out, options or LabelOptions())
-    if published:
-        apply_published(rows, published)
+    for note in apply_published(rows, published) if published else []:
+        console.print(note, highlight=False)
     differ = compare_with_reference(rows, _read_csv(reference)) if reference else []
     imagenet = all(row["dataset"] == "imagenet" for row in rows)
     if label_sets and not imagenet:

@@ -18,6 +18,7 @@ matplotlib.use("Agg")  # files only; no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import LogitFormatter  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
 from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
@@ -159,6 +160,8 @@ def _effective_robustness(rows: list[dict]):
             axes.legend(fontsize=6)
         axes.set_xscale("logit")
         axes.set_yscale("logit")
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_major_formatter(LogitFormatter(one_half="0.5"))
         axes.set_xlabel("ImageNet Acc@1")
         axes.set_ylabel(f"{name} Acc@1")
         axes.set_title(f"Effective robustness: {name}", fontsize=9)

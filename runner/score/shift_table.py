@@ -68,33 +68,44 @@ def _group(name: str, figures: dict | None, base: dict | None) -> dict:
     return group
 
 
-def apply_published(rows: list[dict], directory: str | Path) -> None:
+def apply_published(rows: list[dict], directory: str | Path) -> list[str]:
     """For timm models, measured against timm's own figure for the row's dataset, from a copy of
-    timm's results/ folder: published_acc1/5, published_delta1/5 and published_source."""
+    timm's results/ folder: published_acc1/5, published_delta1/5 and published_source. timm
+    lists some tags at two input sizes: a row without `input_size` matching one of them is
+    left without a figure, and a returned note says so."""
     folder = Path(directory)
     if not folder.is_dir():
         raise UserError(f"--published: folder not found: {directory}")
-    tables: dict[str, dict[str, dict]] = {}
+    tables: dict[str, dict[str, list[dict]]] = {}
+    notes = []
     for row in rows:
         file = DATASETS[row["dataset"]].timm_results
         if row["framework"] != "timm" or file is None:
             continue
         if file not in tables:
             tables[file] = _read_timm_results(folder / file)
-        published = tables[file].get(row["model"])
-        if published is not None:
-            row.update(published_acc1=published[0], published_acc5=published[1],
-                       published_delta1=row["acc1"] - published[0],
-                       published_delta5=row["acc5"] - published[1],
-                       published_source=f"timm {file}")
+        entries = tables[file].get(row["model"], [])
+        if len(entries) > 1:
+            entries = [e for e in entries if e["img_size"] == str(row.get("input_size"))]
+            if len(entries) != 1:
+                notes.append(f"{file} lists {row['model']} at several input sizes: no published figure")
+                continue
+        if entries:
+            top1, top5 = float(entries[0]["top1"]), float(entries[0]["top5"])
+            row.update(published_acc1=top1, published_acc5=top5, published_delta1=row["acc1"] - top1,
+                       published_delta5=row["acc5"] - top5, published_source=f"timm {file}")
+    return notes
 
 
-def _read_timm_results(path: Path) -> dict[str, tuple[float, float]]:
-    """model tag -> (top1, top5) of one of timm's results-*.csv files; {} when absent."""
+def _read_timm_results(path: Path) -> dict[str, list[dict]]:
+    """model tag -> its rows in one of timm's results-*.csv files; {} when the file is absent."""
     if not path.is_file():
         return {}
     with path.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    if rows and not {"model", "top1", "top5"} <= set(rows[0]):
-        raise UserError(f"--published: {path} is not a timm results file (model, top1, top5)")
-    return {row["model"]: (float(row["top1"]), float(row["top5"])) for row in rows}
+    if rows and not {"model", "img_size", "top1", "top5"} <= set(rows[0]):
+        raise UserError(f"--published: {path} is not a timm results file (model, img_size, top1, top5)")
+    by_tag: dict[str, list[dict]] = {}
+    for row in rows:
+        by_tag.setdefault(row["model"], []).append(row)
+    return by_tag
