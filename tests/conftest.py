@@ -38,6 +38,21 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Comp
 
 
 @pytest.fixture(scope="session")
+def imported_2019(tmp_path_factory) -> Path:
+    """The 2019 benchmark's 34 models (../shared/reference/northcutt2019) as one run with file
+    names, imported once for the session."""
+    from runner.score.import_npy import import_npy
+
+    northcutt, ground_truth = SHARED / "northcutt2019", SHARED / "imagenet" / "val_ground_truth.csv"
+    if not (northcutt / "published_table.csv").exists() or not ground_truth.exists():
+        pytest.skip(f"2019 reference data not found under {SHARED}")
+    out = tmp_path_factory.mktemp("northcutt2019")
+    for framework in ("keras", "pytorch"):
+        import_npy(str(northcutt / f"{framework}_imagenet"), str(out), ground_truth=str(ground_truth))
+    return out
+
+
+@pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """5 classes spread over the 1000 (indices 0, 250, 500, 749, 999), 3 images each."""
     return write_sample_dataset(tmp_path_factory.mktemp("sample"), num_classes=5, per_class=3)

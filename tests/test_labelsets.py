@@ -8,7 +8,6 @@ import pytest
 
 from runner.cli import main
 from runner.errors import UserError
-from runner.score.import_npy import import_npy
 from runner.score.label_tables import LabelSetRequest, score_label_sets
 from runner.score.labelsets import (
     CORRECT_SETS,
@@ -28,7 +27,6 @@ from .helpers import write_pair
 
 STUDY = SHARED / "imagenet" / "imagenet_mturk.json"
 GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"
-NORTHCUTT = SHARED / "northcutt2019"
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +45,6 @@ def validation_labels():
     for row in csv.DictReader(GROUND_TRUTH.open()):
         labels[int(row["file"][len("ILSVRC2012_val_"):][:8]) - 1] = int(row["label"])
     return labels
-
-
-@pytest.fixture(scope="module")
-def imported_2019(tmp_path_factory):
-    """The 34 models' 2019 files as one run, imported once for the module."""
-    if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
-        pytest.skip(f"2019 reference data not found under {SHARED}")
-    out = tmp_path_factory.mktemp("northcutt2019")
-    for framework in ("keras", "pytorch"):
-        import_npy(str(NORTHCUTT / f"{framework}_imagenet"), str(out), ground_truth=str(GROUND_TRUTH))
-    return out
 
 
 # ---- the study and the set definitions ----------------------------------------------------

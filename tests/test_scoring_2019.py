@@ -15,17 +15,6 @@ from .conftest import SHARED
 from .helpers import write_pair
 
 NORTHCUTT = SHARED / "northcutt2019"
-GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"
-
-
-@pytest.fixture(scope="module")
-def imported_2019(tmp_path_factory):
-    if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
-        pytest.skip(f"2019 reference data not found under {SHARED}")
-    out = tmp_path_factory.mktemp("northcutt2019")
-    for framework in ("keras", "pytorch"):
-        import_npy(str(NORTHCUTT / f"{framework}_imagenet"), str(out), ground_truth=str(GROUND_TRUTH))
-    return out
 
 
 def test_import_and_score_reproduces_the_published_table(imported_2019):

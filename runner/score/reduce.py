@@ -32,11 +32,12 @@ from runner.score.stats import Hits, significance_columns
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (
-    "dataset", "label_set", "framework", "model", "acc1", "acc5", "rank1", "rank5", "tier",
-    "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier_p_above",
-    "cacc1", "cacc5", "crank1", "crank5", "ctier",
-    "cacc1_ci_low", "cacc1_ci_high", "cacc5_ci_low", "cacc5_ci_high", "ctier_p_above",
-    "real_acc1", "real_rank1", "images", "cimages", "errors", "missing", "weights", "protocol", "family",
+    "framework", "model", "acc1", "acc5", "rank1", "rank5",
+    "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
+    "images", "cimages", "errors", "missing", "dataset", "label_set",
+    "tier", "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier_p_above",
+    "ctier", "cacc1_ci_low", "cacc1_ci_high", "cacc5_ci_low", "cacc5_ci_high", "ctier_p_above",
+    "weights", "protocol", "family",
     "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
