@@ -21,6 +21,7 @@ from runner.score.labelsets import (
     read_mturk,
 )
 from runner.score.reduce import score
+from runner.score.report import write_report
 
 from .conftest import SHARED
 from .helpers import write_pair
@@ -264,6 +265,7 @@ def test_partial_run_is_an_error_unless_partial(tmp_path, study):
         (tmp_path / "results" / "accuracy-consensus-3.csv").read_text()
     assert "1,424 of the set's 1,428 images are not in the run" in \
         (tmp_path / "results" / "accuracy.md").read_text()
+    assert "rank_movement.png" in {path.name for path in write_report(tmp_path)}
 
 
 def test_removed_set_has_no_corrected_figures(tmp_path, study):

@@ -19,7 +19,7 @@ from runner.score.reduce import score
 from runner.score.report import write_report
 from runner.score.shift_table import wide_table
 
-from .conftest import SHARED, sample_config
+from .conftest import SHARED, run_cli, sample_config
 from .helpers import write_pair
 
 IMAGENET = SHARED / "imagenet"
@@ -55,6 +55,14 @@ def test_v2_folders_are_class_indices_and_need_their_variant(tmp_path):
     assert [r.label for r in index.records] == [0, 0, 7, 7, 999, 999]
     assert (index.name, index.layout, index.summary()["name"]) == \
         ("imagenet-v2-threshold0.7", "class_index_folders", "imagenet-v2-threshold0.7")
+
+
+def test_an_unnamed_v2_layout_is_one_line_before_ray_starts(tmp_path):
+    root = _tree(tmp_path / "v2", ["0", "1"])
+    result = run_cli("run", "--data", str(root), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("kpbench: error: ") and "--dataset imagenet-v2-matched-frequency" in line
 
 
 @pytest.mark.parametrize("folders, dataset, message", [
@@ -175,6 +183,13 @@ def test_wide_table_has_timms_diffs(tmp_path):
     assert by_model["bad"]["imagenet_acc1"] == 75.0 and by_model["good"]["imagenet-a_tier"] == 1
     with pytest.raises(UserError, match="two runs hold imagenet predictions of timm/good"):
         wide_table(rows + rows[:1])
+    # ReaL labels (score --real) on the ImageNet run form their own group, against ImageNet
+    for row in rows:
+        if row["dataset"] == "imagenet":
+            row |= {"real_acc1": row["acc1"] + 5, "real_rank1": row["rank1"]}
+    wide, columns = wide_table(rows)
+    assert columns.index("imagenet-real_acc1") < columns.index("imagenet-a-clean_acc1")
+    assert {row["imagenet-real_top1_diff"] for row in wide} == {5.0}
 
 
 def test_score_over_several_runs_writes_the_wide_table_and_the_chart(tmp_path, capsys):

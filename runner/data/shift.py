@@ -15,10 +15,10 @@ installed, else from a file (`subset_classes`: a CSV with a `wnid` column, or on
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 import re
 from dataclasses import dataclass, replace
-from importlib import resources
 from pathlib import Path
 
 from runner.data.records import DatasetIndex
@@ -147,11 +147,13 @@ def imagenet_wnids() -> list[str] | None:
 
 
 def _timm_list(name: str) -> list[str] | None:
-    try:
-        text = (resources.files("timm.data") / "_info" / _TIMM_LISTS[name]).read_text()
-    except (ModuleNotFoundError, OSError):
+    """One of timm's class lists, found without importing timm (which imports torch: the
+    driver loads no framework)."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return text.split()
+    path = Path(spec.submodule_search_locations[0]) / "data" / "_info" / _TIMM_LISTS[name]
+    return path.read_text().split() if path.is_file() else None
 
 
 def _read_wnids(path: str) -> list[str]:

@@ -35,6 +35,22 @@ def write_report(out: str | Path) -> list[Path]:
         raise FileNotFoundError(table)
     document = json.loads(table.read_text())
     rows, random = document["rows"], document["random_weights"]
+    written = []
+    for name, draw in _charts(folder, rows).items():
+        figure = draw(rows)
+        if random:
+            _mark_random(figure)
+        with atomic_path(folder / name) as tmp:
+            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        written.append(folder / name)
+    index = folder / "report.md"
+    write_text_atomic(index, _index(rows, random, [p.name for p in written], folder))
+    return [*written, index]
+
+
+def _charts(folder: Path, rows: list[dict]) -> dict[str, Callable]:
+    """The charts the tables in `folder` support, by file name."""
     charts: dict[str, Callable] = {"acc1_by_family.png": _by_family, "acc1_tiers.png": _tiers}
     if any(row.get("published_acc1") is not None for row in rows):
         charts["measured_vs_published.png"] = _scatter("published_acc1", "published Acc@1 (%)")
@@ -46,18 +62,36 @@ def write_report(out: str | Path) -> list[Path]:
     shifted = json.loads(wide.read_text())["rows"] if wide.is_file() else []
     if _shift_sets(shifted) and any("imagenet_acc1" in row for row in shifted):
         charts["effective_robustness.png"] = lambda _: _effective_robustness(shifted)
-    written = []
-    for name, draw in charts.items():
-        figure = draw(rows)
-        if random:
-            _mark_random(figure)
-        with atomic_path(folder / name) as tmp:
-            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        plt.close(figure)
-        written.append(folder / name)
-    index = folder / "report.md"
-    write_text_atomic(index, _index(rows, random, [p.name for p in written], folder))
-    return [*written, index]
+    label_sets = {path.stem.removeprefix("accuracy-"): json.loads(path.read_text())["rows"]
+                  for path in sorted(folder.glob("accuracy-*.json")) if path != wide}
+    if label_sets:
+        charts["rank_movement.png"] = lambda plain: _rank_movement(plain, label_sets)
+    return charts
+
+
+def _rank_movement(rows: list[dict], label_sets: dict[str, list[dict]]):
+    """Each model's Acc@1 rank on the plain labels and its rank on each label set's corrected
+    labels (its plain-label rank for removed-c, which has no corrected figures)."""
+    columns = {} if any("label_set" in row for row in rows) else {"original labels": rows}
+    columns |= label_sets
+    figure, axes = plt.subplots(figsize=(2.2 * len(columns) + 3, max(4.0, 0.22 * len(rows) + 1)))
+    ranks: dict[tuple[str, str], list] = {}
+    for x, table in enumerate(columns.values()):
+        for row in table:
+            rank = row.get("crank1", row.get("rank1"))
+            ranks.setdefault((row["framework"], row["model"]), [None] * len(columns))[x] = rank
+    for (framework, model), ys in ranks.items():
+        points = [(x, y) for x, y in enumerate(ys) if y is not None]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=0.8,
+                      color=COLORS.get(framework, "black"))
+            axes.annotate(model, points[-1], fontsize=6, xytext=(4, 0), textcoords="offset points",
+                          va="center")
+    axes.invert_yaxis()
+    axes.set_xticks(range(len(columns)), list(columns), rotation=20, ha="right", fontsize=8)
+    axes.set_ylabel("rank (Acc@1; corrected labels: cAcc@1)")
+    axes.set_title("Rank movement between label sets", fontsize=9)
+    return figure
 
 
 def _by_family(rows: list[dict]):
