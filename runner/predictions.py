@@ -1,4 +1,5 @@
-"""The one Parquet schema for predictions, and the provenance stored with every file.
+"""The one Parquet schema for predictions, the provenance stored with every file, and the
+reading of a run's files back: everything about a predictions file in one place.
 
 Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
 pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path).
@@ -7,21 +8,176 @@ One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runner.atomic import atomic_path
+from runner.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of the rows and the provenance; part of every pair_key
 TOP_K = 5
 PROVENANCE_KEY = b"kpbench.provenance"
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+# A (framework, model) that failed (could not load, or its actor kept dying) leaves this file in
+# its folder, so the table shows it; the leading "_" keeps pyarrow.dataset and "*.parquet" globs
+# from reading it. A later successful run of the pair removes it.
+FAILURE_FILE = "_failed.json"
+
+
+class Keyed(BaseModel):
+    """A typed record that also reads by key, under the names its JSON and table files use
+    (`row["acc1"]`); `key in record` says whether the field was given, as optional columns
+    and provenance entries are left out of the files when they were not."""
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.model_fields_set
+
+
+class PairIdentity(BaseModel):
+    """Everything that determines a (framework, model)'s predictions; `key` (the pair_key in
+    every file) is its hash. A run resumes only from shards with its own key, and the reducer
+    refuses a folder that mixes keys.
+
+    A new setting that changes predictions (backend, precision, dataset variant, a library
+    version...) becomes a field here, with a default meaning what runs did before the field
+    existed: fields at their default are left out of the hash, so earlier runs keep their keys
+    (and resume), while any other value gives a new key. The fields below have no default, so
+    they are always hashed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    dataset: str  # the dataset's fingerprint
+    spec: dict[str, Any]  # the whole catalog entry, as JSON
+    weights: str
+    protocol: str
+    seed: int
+    forward_batch: int
+    # the test set, when not ImageNet (runner.data.shift), and the classes it is scored over
+    dataset_name: str = "imagenet"
+    subset: tuple[int, ...] | None = None
+
+    @property
+    def key(self) -> str:
+        hashed = self.model_dump(mode="json", exclude_defaults=True)
+        return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class DatasetSummary(Keyed):
+    model_config = ConfigDict(extra="allow")
+
+    root: str | None = None
+    layout: str | None = None  # "class_folders", "flat", ..., or "imported"
+    images: int
+    classes: int | None = None
+    fingerprint: str | None = None
+    name: str = "imagenet"  # which test set (runner.data.shift.DATASETS)
+    subset: list[int] | None = None  # the classes an A/R-style set is scored over
+
+
+class RecordedSpec(Keyed):
+    """The catalog entry a file was made with, as recorded. Lenient (every entry kept, little
+    required) so that files made with an older or newer catalog still score."""
+
+    model_config = ConfigDict(extra="allow")
+
+    family: str | None = None
+    published: dict[str, tuple[float, float | None] | None] = Field(default_factory=dict)
+    documented_source: str | None = None
+
+
+class ShardRecord(Keyed):
+    index: int
+    start: int  # first position, inclusive
+    stop: int  # last position, exclusive
+
+
+class DecodeRecord(Keyed):
+    decode_id: str  # the same in every model's file that shared the decoding
+    decoded_by: str  # host:pid
+    decode_seconds: float
+
+
+class PairRecord(Keyed):
+    """What every file of a (framework, model) folder says about the pair (and the failure
+    file too). Entries this model does not name are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    framework: str
+    model: str
+    run_id: str
+    weights: str  # "pretrained" or "random"
+    protocol: str
+    dataset: DatasetSummary
+    spec: RecordedSpec | None = None  # None: imported files of a model not in the catalog
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document, with exactly the entries the writer gave."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class Provenance(PairRecord):
+    """The JSON in every predictions file: how its rows were made. Writers: the actors
+    (runner/run/actors.py) and `import-npy`; readers: resume, the reducer, compare."""
+
+    schema_version: int
+    kpbench_version: str
+    pair_key: str  # PairIdentity.key (imports: a hash of the imported files)
+    batch_mode: str  # "batched", "reproducible (one image per forward pass)" or "imported"
+    forward_batch: int | None = None  # images per forward pass
+    forward_threads: int | None = None
+    recipe: dict[str, Any] | None = None
+    shard: ShardRecord
+    shard_seconds: float | None = None  # model time for the shard
+    images_per_s: float | None = None
+    written_at: float | None = None  # Unix time
+    decode: DecodeRecord | None = None
+    source: dict[str, Any] | None = None  # imports: the files they came from
+    # where it ran (actors): host, process, Ray node, GPUs, when the actor started
+    hostname: str | None = None
+    pid: int | None = None
+    node_id: str | None = None
+    gpu_ids: list[str] | None = None
+    actor_started: float | None = None
+    # what ran it (the framework adapter)
+    device: str | None = None
+    determinism: dict[str, Any] | None = None  # the framework settings that make runs repeat
+    inference: str | None = None  # how the forward pass is compiled, where that varies
+    libraries: dict[str, str] | None = None
+    weights_file: str | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True).encode()
+
+
+class Failure(PairRecord):
+    """OUT/predictions/framework=<fw>/model=<name>/_failed.json: why the pair has no (or not
+    all of its) predictions."""
+
+    reason: str
+
+    def to_json(self) -> str:
+        document = self.to_dict()
+        # framework, model and reason first, so that the file reads well
+        head = {key: document.pop(key) for key in ("framework", "model", "reason")}
+        return json.dumps(head | document, indent=1)
 
 
 def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
@@ -80,7 +236,7 @@ def predictions_table(
     errors: Sequence[str | None],
     classes: np.ndarray,
     probs: np.ndarray,
-    provenance: dict,
+    provenance: Provenance,
     subset_top: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Build a predictions table, one row per image. `errors[i]` is None when image i was
@@ -103,7 +259,7 @@ def predictions_table(
         arrays += _top_columns(*subset_top, ok, missing)
         schema = pa.schema([*schema, *SUBSET_FIELDS])
     table = pa.Table.from_arrays(arrays, schema=schema)
-    return table.replace_schema_metadata({PROVENANCE_KEY: json.dumps(provenance, sort_keys=True)})
+    return table.replace_schema_metadata({PROVENANCE_KEY: provenance.to_json()})
 
 
 def _top_columns(classes: np.ndarray, probs: np.ndarray, ok: np.ndarray,
@@ -133,31 +289,101 @@ def write_shard(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_provenance(path: str | Path) -> dict:
+def read_provenance(path: str | Path) -> Provenance:
     metadata = pq.read_schema(path).metadata or {}
     if PROVENANCE_KEY not in metadata:
         raise ValueError(f"{path} is not a kpbench predictions file (no provenance)")
-    return json.loads(metadata[PROVENANCE_KEY])
+    return _validated(Provenance, metadata[PROVENANCE_KEY], path)
 
 
-def read_pair_key(table: pa.Table) -> str:
-    return json.loads(table.schema.metadata[PROVENANCE_KEY])["pair_key"]
-
-
-# A (framework, model) that failed (could not load, or its actor kept dying) leaves this file in
-# its folder, so the table shows it; the leading "_" keeps pyarrow.dataset and "*.parquet" globs
-# from reading it. A later successful run of the pair removes it.
-FAILURE_FILE = "_failed.json"
+def _validated(model: type[PairRecord], document: bytes | str, path: str | Path):
+    try:
+        return model.model_validate_json(document)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise UserError(f"{path}: unreadable kpbench {model.__name__.lower()} "
+                        f"({where}: {problem['msg']})") from None
 
 
 def record_failure(out: str | Path, job, reason: str) -> None:
-    path = shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE)
-    document = {"framework": job.spec.framework, "model": job.spec.name, "reason": reason,
-                "run_id": job.run_id, "weights": job.weights, "protocol": job.protocol,
-                "dataset": job.dataset, "spec": job.spec.model_dump(mode="json")}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1))
+    failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason,
+                      run_id=job.run_id, weights=job.weights, protocol=job.protocol,
+                      dataset=job.dataset, spec=job.spec.model_dump(mode="json"))
+    with atomic_path(_failure_path(out, job)) as tmp:
+        tmp.write_text(failure.to_json())
 
 
 def clear_failure(out: str | Path, job) -> None:
-    shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE).unlink(missing_ok=True)
+    _failure_path(out, job).unlink(missing_ok=True)
+
+
+def _failure_path(out: str | Path, job) -> Path:
+    return shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE)
+
+
+def read_failure(folder: Path) -> Failure | None:
+    path = folder / FAILURE_FILE
+    return _validated(Failure, path.read_text(), path) if path.is_file() else None
+
+
+def pair_folders(out: str | Path) -> list[Path]:
+    return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
+
+
+@dataclass(frozen=True)
+class PairPredictions:
+    """What one (framework, model) folder holds: its rows sorted by position, their provenance
+    (None when the folder has no predictions file) and its failure file (None when none)."""
+
+    provenance: Provenance | None
+    failure: Failure | None
+    positions: np.ndarray
+    labels: np.ndarray
+    top: np.ndarray  # (rows, 5) class indices, most probable first; -1 on unreadable rows
+    ok: np.ndarray  # readable
+    image_ids: pa.ChunkedArray | None  # when asked for
+    probs: np.ndarray | None  # (rows, 5) probabilities of `top`, when asked for
+    seconds: float | None  # model time over all shards, when every file records it
+
+    @property
+    def record(self) -> PairRecord | None:
+        """What the folder says about the pair: its files' provenance, else its failure file."""
+        return self.provenance if self.provenance is not None else self.failure
+
+
+def load_pair(folder: Path, image_ids: bool = False, probabilities: bool = False) -> PairPredictions:
+    """A (framework, model) folder's rows (sorted by position), provenance and failure file."""
+    files = sorted(folder.glob("*.parquet"))
+    provenances = [read_provenance(path) for path in files]
+    if len({p.pair_key for p in provenances}) > 1:
+        raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
+    # a set scored over a class subset (ImageNet-A/-R) is scored on its subset top-5
+    prefix = "subset_" if provenances and provenances[0].dataset.subset else ""
+    columns = ["position", "label", f"{prefix}top5_class", "status"]
+    columns += (["image_id"] if image_ids else []) + ([f"{prefix}top5_prob"] if probabilities else [])
+    table = pq.read_table(files, columns=columns) if files else PREDICTION_SCHEMA.empty_table()
+    positions = table["position"].to_numpy()
+    order = np.argsort(positions, kind="stable")
+    positions = positions[order]
+    if len(positions) and (np.diff(positions) == 0).any():
+        raise UserError(f"{folder} holds more than one row for some images")
+    seconds = [p.shard_seconds for p in provenances]
+    return PairPredictions(
+        provenance=provenances[0] if provenances else None,
+        failure=read_failure(folder),
+        positions=positions,
+        labels=table["label"].to_numpy()[order],
+        top=_matrix(table[f"{prefix}top5_class"], -1)[order],
+        ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
+        image_ids=table["image_id"].take(order) if image_ids else None,
+        probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
+        seconds=sum(seconds) if provenances and None not in seconds else None,
+    )
+
+
+def _matrix(column: pa.ChunkedArray, fill) -> np.ndarray:
+    """A fixed-size-list column as a (rows, 5) array; error rows (null lists) hold `fill`,
+    which matches no label."""
+    no_prediction = pa.scalar([fill] * TOP_K, type=column.type)
+    return pc.list_flatten(pc.fill_null(column, no_prediction)).to_numpy().reshape(-1, TOP_K)

@@ -9,10 +9,9 @@ from rich.console import Console
 from runner.cli import main
 from runner.data.index import open_dataset
 from runner.errors import UserError
-from runner.predictions import read_provenance
+from runner.predictions import load_pair, read_provenance
 from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
-from runner.score.reduce import load_pair
 
 from .conftest import sample_config
 

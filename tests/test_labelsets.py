@@ -215,7 +215,7 @@ def test_all_ten_tables_and_the_correct_sets_on_the_2019_files(imported_2019, st
         for table in tables:
             assert len(table.rows) == 34 and not table.notes
             assert {row["images"] for row in table.rows} == {counts[table.name][0]}
-            assert {row.get("cimages") for row in table.rows} == {counts[table.name][1]}
+            assert {row.cimages for row in table.rows} == {counts[table.name][1]}
             assert sorted(row["tier"] for row in table.rows)[0] == 1
     # corrected labels help every model on consensus-3: its images had wrong original labels
     consensus = {row["model"]: row for row in tables[2].rows if row["framework"] == "pytorch"}

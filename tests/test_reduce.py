@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from runner.errors import UserError
-from runner.score.reduce import COLUMNS, score
+from runner.score.reduce import score
 from runner.score.results import write_results
+from runner.score.rows import COLUMNS
 
 from .helpers import write_pair
 

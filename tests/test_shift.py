@@ -185,8 +185,8 @@ def test_wide_table_has_timms_diffs(tmp_path):
         wide_table(rows + rows[:1])
     # ReaL labels (score --real) on the ImageNet run form their own group, against ImageNet
     for row in rows:
-        if row["dataset"] == "imagenet":
-            row |= {"real_acc1": row["acc1"] + 5, "real_rank1": row["rank1"]}
+        if row.dataset == "imagenet":
+            row.real_acc1, row.real_rank1 = row.acc1 + 5, row.rank1
     wide, columns = wide_table(rows)
     assert columns.index("imagenet-real_acc1") < columns.index("imagenet-a-clean_acc1")
     assert {row["imagenet-real_top1_diff"] for row in wide} == {5.0}

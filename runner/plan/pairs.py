@@ -3,8 +3,6 @@ shards still to do (resume), keyed on a hash of everything that determines its p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +12,7 @@ from runner.config import RunConfig
 from runner.data.index import open_dataset
 from runner.data.records import DatasetIndex, Shard
 from runner.errors import UserError
-from runner.predictions import SCHEMA_VERSION, read_provenance, shard_path
+from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenance, shard_path
 
 
 @dataclass(frozen=True)
@@ -63,18 +61,17 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
     reproducible = spec.framework == "keras" and cfg.keras_mode == "reproducible"
     forward_batch = 1 if reproducible else cfg.batch_size
     batch_mode = "reproducible (one image per forward pass)" if reproducible else "batched"
-    determines = {
-        "schema_version": SCHEMA_VERSION,
-        "dataset": dataset.fingerprint,
-        "spec": spec.model_dump(mode="json"),
-        "weights": cfg.weights,
-        "protocol": cfg.protocol,
-        "seed": cfg.seed,
-        "forward_batch": forward_batch,
-    }
-    if dataset.name != "imagenet":  # so that ImageNet runs keep the pair keys they had
-        determines |= {"dataset_name": dataset.name, "subset": dataset.subset}
-    pair_key = hashlib.sha256(json.dumps(determines, sort_keys=True).encode()).hexdigest()[:16]
+    identity = PairIdentity(
+        schema_version=SCHEMA_VERSION,
+        dataset=dataset.fingerprint,
+        spec=spec.model_dump(mode="json"),
+        weights=cfg.weights,
+        protocol=cfg.protocol,
+        seed=cfg.seed,
+        forward_batch=forward_batch,
+        dataset_name=dataset.name,
+        subset=dataset.subset,
+    )
     return PairJob(
         spec=spec,
         weights=cfg.weights,
@@ -87,7 +84,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         decode_threads=cfg.decode_threads,
         out=str(Path(cfg.out).resolve()),
         run_id=run_id,
-        pair_key=pair_key,
+        pair_key=identity.key,
         dataset=dataset.summary(),
     )
 
@@ -100,7 +97,7 @@ def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[i
         return set()
     for stale in folder.glob(".*.tmp"):  # left by a killed run; never read
         stale.unlink()
-    existing = {path: read_provenance(path).get("pair_key") for path in folder.glob("*.parquet")}
+    existing = {path: read_provenance(path).pair_key for path in folder.glob("*.parquet")}
     foreign = [path for path, key in existing.items() if key != job.pair_key]
     if foreign and not cfg.overwrite:
         raise UserError(

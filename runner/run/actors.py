@@ -28,6 +28,7 @@ from runner.errors import UserError
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
+    Provenance,
     predictions_table,
     shard_path,
     subset_top_k,
@@ -78,7 +79,7 @@ class ShardPredictor:
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
-            {**self._provenance(shard, seconds), "decode": decode}, subset_top,
+            self._provenance(shard, seconds, decode), subset_top,
         )
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
@@ -97,30 +98,31 @@ class ShardPredictor:
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs), subset_top_k(probs, subset) if subset else None
 
-    def _provenance(self, shard: Shard, seconds: float) -> dict:
+    def _provenance(self, shard: Shard, seconds: float, decode: dict) -> Provenance:
         job = self.job
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kpbench_version": __version__,
-            "run_id": job.run_id,
-            "pair_key": job.pair_key,
-            "framework": job.spec.framework,
-            "model": job.spec.name,
-            "spec": job.spec.model_dump(mode="json"),
-            "weights": job.weights,
-            "protocol": job.protocol,
-            "recipe": self.recipe.model_dump(mode="json"),
-            "batch_mode": job.batch_mode,
-            "forward_batch": job.forward_batch,
-            "forward_threads": job.forward_threads,
-            "dataset": job.dataset,
-            "shard": asdict(shard),
-            "shard_seconds": round(seconds, 4),
-            "written_at": time.time(),
-            "images_per_s": round(shard.size / seconds, 3) if seconds > 0 else None,
+        return Provenance(
+            schema_version=SCHEMA_VERSION,
+            kpbench_version=__version__,
+            run_id=job.run_id,
+            pair_key=job.pair_key,
+            framework=job.spec.framework,
+            model=job.spec.name,
+            spec=job.spec.model_dump(mode="json"),
+            weights=job.weights,
+            protocol=job.protocol,
+            recipe=self.recipe.model_dump(mode="json"),
+            batch_mode=job.batch_mode,
+            forward_batch=job.forward_batch,
+            forward_threads=job.forward_threads,
+            dataset=job.dataset,
+            shard=asdict(shard),
+            shard_seconds=round(seconds, 4),
+            written_at=time.time(),
+            images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
+            decode=decode,
             **self.context,
             **self.adapter.provenance(),
-        }
+        )
 
 
 # Test hook for fault injection (see README, "Failures"): with KPBENCH_FAULT_AFTER_SHARDS=k and

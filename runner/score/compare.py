@@ -11,14 +11,43 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 from runner.errors import UserError
-from runner.score.reduce import PairPredictions, accuracy, load_pair, pair_folders
+from runner.predictions import Keyed, PairPredictions, load_pair, pair_folders
+from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path) -> list[dict]:
-    """One row per (framework, model) present in both runs, in name order."""
+class CompareRow(Keyed):
+    """One (framework, model) in both runs, A and B; differences are B minus A."""
+
+    framework: str
+    model: str
+    images: int  # readable in both runs
+    only_in_one: int  # positions with a row in one run only
+    status_changed: int  # readable in one run, unreadable in the other
+    top1_agreement: float  # percent of `images` with the same top-1
+    top5_set_agreement: float  # percent of `images` with the same top-5 set
+    top1_changed: int
+    max_prob_diff: float  # largest probability change of a class in both top-5 lists
+    acc1_diff: float
+    acc5_diff: float
+    # exact McNemar test of the top-1 difference, over the images both read
+    only_a_right: int  # right in A only
+    only_b_right: int  # right in B only
+    mcnemar_p: float  # two-sided; 1.0 when no image separates the runs
+    identical: bool  # the same rows, statuses, classes and probabilities
+
+
+SHOWN = ("framework", "model", "images", "top1_agreement", "top5_set_agreement", "top1_changed",
+         "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right", "only_b_right", "mcnemar_p",
+         "identical")
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path) -> list[CompareRow]:
+    """One row per (framework, model) with predictions in both runs, in name order."""
     folders_a = {folder.relative_to(Path(run_a)): folder for folder in pair_folders(run_a)}
     folders_b = {folder.relative_to(Path(run_b)): folder for folder in pair_folders(run_b)}
     common = sorted(set(folders_a) & set(folders_b))
@@ -28,12 +57,12 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> list[dict]:
     for key in common:
         a = load_pair(folders_a[key], probabilities=True)
         b = load_pair(folders_b[key], probabilities=True)
-        if a is not None and b is not None:
+        if a.provenance is not None and b.provenance is not None:
             rows.append(compare_pair(a, b))
     return rows
 
 
-def compare_pair(a: PairPredictions, b: PairPredictions) -> dict:
+def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
     _, in_a, in_b = np.intersect1d(a.positions, b.positions, assume_unique=True, return_indices=True)
     status_changed = int((a.ok[in_a] != b.ok[in_b]).sum())
     both = a.ok[in_a] & b.ok[in_b]
@@ -53,23 +82,48 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> dict:
         and np.array_equal(probs_a, probs_b)
     )
     images = int(both.sum())
-    return {
-        "framework": a.provenance["framework"],
-        "model": a.provenance["model"],
-        "images": images,
-        "only_in_one": int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
-        "status_changed": status_changed,
-        "top1_agreement": 100.0 * (images - changed) / images if images else float("nan"),
-        "top5_set_agreement": 100.0 * set_agree.mean() if images else float("nan"),
-        "top1_changed": changed,
-        "max_prob_diff": float(gaps.max()) if gaps.size else 0.0,
-        "acc1_diff": acc1_b - acc1_a,
-        "acc5_diff": acc5_b - acc5_a,
-        "identical": bool(identical),
-        **_mcnemar(a, b),
-    }
-
-
-def _mcnemar(a: PairPredictions, b: PairPredictions) -> dict:
     test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
-    return {"only_a_right": test.only_a, "only_b_right": test.only_b, "mcnemar_p": test.pvalue}
+    return CompareRow(
+        framework=a.provenance.framework,
+        model=a.provenance.model,
+        images=images,
+        only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
+        status_changed=status_changed,
+        top1_agreement=100.0 * (images - changed) / images if images else float("nan"),
+        top5_set_agreement=float(100.0 * set_agree.mean()) if images else float("nan"),
+        top1_changed=changed,
+        max_prob_diff=float(gaps.max()) if gaps.size else 0.0,
+        acc1_diff=acc1_b - acc1_a,
+        acc5_diff=acc5_b - acc5_a,
+        only_a_right=test.only_a,
+        only_b_right=test.only_b,
+        mcnemar_p=test.pvalue,
+        identical=bool(identical),
+    )
+
+
+def print_comparison(console: Console, rows: list[CompareRow], title: str) -> list[CompareRow]:
+    """Print the table and a line per differing model; returns the differing rows."""
+    table = Table(title=title)
+    for column in SHOWN:
+        table.add_column(column, justify="left" if column in ("framework", "model") else "right")
+    for row in rows:
+        table.add_row(*(_fmt(column, getattr(row, column)) for column in SHOWN))
+    console.print(table)
+    different = [row for row in rows if not row.identical]
+    for row in different:
+        extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
+        console.print(f"differs: {row.framework}/{row.model}: {row.top1_changed} changed top-1, "
+                      f"max |dp| {row.max_prob_diff:.3g}" + "".join(f", {e}" for e in extra),
+                      highlight=False)
+    if not different:
+        console.print(f"identical: all {len(rows)} model(s) in both runs")
+    return different
+
+
+def _fmt(column: str, value) -> str:
+    if column in ("max_prob_diff", "mcnemar_p"):
+        return f"{value:.3g}"
+    if isinstance(value, float):
+        return f"{value:+.2f}" if column.endswith("_diff") else f"{value:.2f}"
+    return str(value)

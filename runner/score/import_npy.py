@@ -20,8 +20,8 @@ from runner.data.index import read_labels
 from runner.errors import UserError
 from runner.predictions import (
     SCHEMA_VERSION,
+    Provenance,
     predictions_table,
-    read_pair_key,
     read_provenance,
     shard_path,
     write_shard,
@@ -57,9 +57,9 @@ def import_npy(
         probs_path = preds_path.with_name(preds_path.name.replace("top5preds", "top5probs"))
         if not probs_path.is_file():
             raise UserError(f"{preds_path.name} has no matching {probs_path.name}")
-        table = _convert(fw, model, preds_path, probs_path, files, labels, ground_truth)
+        table, pair_key = _convert(fw, model, preds_path, probs_path, files, labels, ground_truth)
         path = shard_path(out, fw, model, 0)
-        _check_replaceable(path.parent, read_pair_key(table), overwrite)
+        _check_replaceable(path.parent, pair_key, overwrite)
         write_shard(table, path)
         imported.append(f"{fw}/{model}")
     return imported
@@ -112,37 +112,43 @@ def _convert(framework, model, preds_path, probs_path, files, labels, ground_tru
     order = np.argsort(-probs.astype(np.float32), axis=1, kind="stable")
     classes = np.take_along_axis(preds, order, axis=1).astype(np.int32)
     top_probs = np.take_along_axis(probs, order, axis=1).astype(np.float32)
-    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (preds_path, probs_path)}
     identity = hashlib.sha256("\n".join(image_ids).encode() + labels.tobytes()).hexdigest()[:16]
+    provenance = _provenance(framework, model, (preds_path, probs_path), identity, rows,
+                             f"ground truth {ground_truth}" if ground_truth else "row // 50")
+    table = predictions_table(image_ids, np.arange(rows), labels, [None] * rows, classes,
+                              top_probs, provenance)
+    return table, provenance.pair_key
+
+
+def _provenance(framework: str, model: str, paths: tuple[Path, Path], identity: str, rows: int,
+                labels: str) -> Provenance:
+    """Imported rows are keyed on their row identity (file names, labels) and the files' bytes."""
+    digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     pair_key = hashlib.sha256((identity + str(sorted(digests.items()))).encode()).hexdigest()[:16]
-    catalog = {spec.key: spec for spec in load_catalog().specs}
-    spec = catalog.get(f"{framework}/{model}")
-    provenance = {
-        "schema_version": SCHEMA_VERSION,
-        "kpbench_version": __version__,
-        "run_id": uuid.uuid4().hex[:12],
-        "pair_key": pair_key,
-        "framework": framework,
-        "model": model,
-        "spec": spec.model_dump(mode="json") if spec else None,
-        "weights": "pretrained",
-        "protocol": "northcutt2019",
-        "batch_mode": "imported",
-        "source": {"kind": "northcutt2019 top-5 .npy", "files": digests,
-                   "folder": str(preds_path.parent.resolve()),
-                   "labels": f"ground truth {ground_truth}" if ground_truth else "row // 50"},
-        "dataset": {"images": rows, "fingerprint": identity, "layout": "imported"},
-        "shard": {"index": 0, "start": 0, "stop": rows},
-        "shard_seconds": None,
-        "device": None,
-    }
-    return predictions_table(image_ids, np.arange(rows), labels, [None] * rows, classes,
-                             top_probs, provenance)
+    spec = {spec.key: spec for spec in load_catalog().specs}.get(f"{framework}/{model}")
+    return Provenance(
+        schema_version=SCHEMA_VERSION,
+        kpbench_version=__version__,
+        run_id=uuid.uuid4().hex[:12],
+        pair_key=pair_key,
+        framework=framework,
+        model=model,
+        spec=spec.model_dump(mode="json") if spec else None,
+        weights="pretrained",
+        protocol="northcutt2019",
+        batch_mode="imported",
+        source={"kind": "northcutt2019 top-5 .npy", "files": digests,
+                "folder": str(paths[0].parent.resolve()), "labels": labels},
+        dataset={"images": rows, "fingerprint": identity, "layout": "imported"},
+        shard={"index": 0, "start": 0, "stop": rows},
+        shard_seconds=None,
+        device=None,
+    )
 
 
 def _check_replaceable(folder: Path, pair_key: str, overwrite: bool) -> None:
     """Importing over other predictions (a run's, or other files') would mix sources."""
-    others = [p for p in folder.glob("*.parquet") if read_provenance(p)["pair_key"] != pair_key]
+    others = [p for p in folder.glob("*.parquet") if read_provenance(p).pair_key != pair_key]
     if others and not overwrite:
         raise UserError(f"{folder} already holds other predictions; use --overwrite or a new --out")
     for path in others:

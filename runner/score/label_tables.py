@@ -16,15 +16,17 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import UserError
+from runner.predictions import PairPredictions, load_pair, pair_folders
 from runner.score.columns import join_columns, row_key
 from runner.score.labelsets import VALIDATION_IMAGES, LabelSet, MturkStudy, label_set
-from runner.score.reduce import PairPredictions, accuracy, load_pair, pair_folders, rank_column
+from runner.score.reduce import accuracy, rank_column, validation_numbers
+from runner.score.rows import ScoreRow
 from runner.score.stats import Hits, significance_columns
 
 NO_HITS = Hits(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
 # Columns of the plain table that describe the model and the run rather than a figure.
 DESCRIBING = ("dataset", "framework", "model", "errors", "missing", "weights", "protocol",
-              "family", "batch_mode", "batch_size", "device", "status", "failure")
+              "family", "batch_mode", "batch_size", "images_per_s", "device", "status", "failure")
 
 
 @dataclass(frozen=True)
@@ -38,35 +40,45 @@ class LabelSetRequest:
 @dataclass(frozen=True)
 class LabelSetTable:
     name: str
-    rows: list[dict]
+    rows: list[ScoreRow]
     notes: list[str]  # e.g. what --partial left out
 
 
-def score_label_sets(out: str | Path, plain: list[dict], request: LabelSetRequest) -> list[LabelSetTable]:
+@dataclass(frozen=True)
+class _Pair:
+    """A pair's predictions and the ILSVRC2012 file number (1-based) of each row."""
+
+    predictions: PairPredictions
+    numbers: np.ndarray
+
+
+def score_label_sets(out: str | Path, plain: list[ScoreRow],
+                     request: LabelSetRequest) -> list[LabelSetTable]:
     """One table per requested set, rows sorted by Acc@1 like the plain table."""
     pairs = {}
     for folder in pair_folders(out):
-        pair = load_pair(folder, file_numbers=True)
-        if pair is not None:
-            pairs[(pair.provenance["framework"], pair.provenance["model"])] = pair
+        pair = load_pair(folder, image_ids=True)
+        if pair.provenance is not None:  # a failed pair without predictions scores NaN
+            pairs[(pair.provenance.framework, pair.provenance.model)] = _Pair(
+                pair, validation_numbers(pair.image_ids) + 1)
     labels = _validation_labels(pairs, request.study)
     return [_table(plain, pairs, label_set(name, request.study, labels, request.as_published),
                    request.partial) for name in request.names]
 
 
-def _validation_labels(pairs: dict[tuple[str, str], PairPredictions], study: MturkStudy) -> np.ndarray:
+def _validation_labels(pairs: dict[tuple[str, str], _Pair], study: MturkStudy) -> np.ndarray:
     """The original label of each validation image (by file number - 1; -1 where no pair has
     the image), checked against the study's original labels."""
     labels = np.full(VALIDATION_IMAGES, -1, np.int64)
     for (framework, model), pair in pairs.items():
-        if (pair.val_numbers < 0).any():
+        if (pair.numbers < 1).any():
             raise UserError(f"label sets match rows by ImageNet file name (ILSVRC2012_val_<n>.JPEG), "
                             f"but {framework}/{model} has rows without one (run over the ImageNet "
                             "validation set, or import with --ground-truth)")
-        if pair.val_numbers.max(initial=-1) >= VALIDATION_IMAGES:
+        if pair.numbers.max(initial=0) > VALIDATION_IMAGES:
             raise UserError(f"{framework}/{model} has images beyond the {VALIDATION_IMAGES:,} of "
                             "the ImageNet validation set")
-        labels[pair.val_numbers] = pair.labels
+        labels[pair.numbers - 1] = pair.predictions.labels
     known = labels[study.numbers - 1] >= 0
     differ = np.flatnonzero(known & (labels[study.numbers - 1] != study.given))
     if len(differ):
@@ -78,42 +90,42 @@ def _validation_labels(pairs: dict[tuple[str, str], PairPredictions], study: Mtu
     return labels
 
 
-def _table(plain: list[dict], pairs: dict, chosen: LabelSet, partial: bool) -> LabelSetTable:
+def _table(plain: list[ScoreRow], pairs: dict, chosen: LabelSet, partial: bool) -> LabelSetTable:
     rows, hits, chits, notes = [], {}, {}, []
     for base in plain:
-        pair = pairs.get(row_key(base))
-        figures, hits[row_key(base)], chits[row_key(base)], note = _figures(pair, chosen, partial)
-        rows.append({"label_set": chosen.name, **{c: base[c] for c in DESCRIBING if c in base},
-                     **figures})
+        key = row_key(base)
+        figures, hits[key], chits[key], note = _figures(pairs.get(key), chosen, partial)
+        rows.append(ScoreRow(label_set=chosen.name, **{c: getattr(base, c) for c in DESCRIBING},
+                             **figures))
         if note:
-            notes.append(f"{base['framework']}/{base['model']}: {note}")
+            notes.append(f"{base.framework}/{base.model}: {note}")
     ranked = ("acc1", "acc5") + (("cacc1", "cacc5") if chosen.cacc_images is not None else ())
     for column in ranked:
         rank_column(rows, column, column.replace("acc", "rank"))
-    join_columns(rows, significance_columns(hits, {row_key(r): r["acc1"] for r in rows}))
+    join_columns(rows, significance_columns(hits, {row_key(r): r.acc1 for r in rows}))
     if chosen.cacc_images is not None:
-        join_columns(rows, significance_columns(chits, {row_key(r): r["cacc1"] for r in rows},
+        join_columns(rows, significance_columns(chits, {row_key(r): r.cacc1 for r in rows},
                                                 prefix="cacc", tier_column="ctier"))
-    rows.sort(key=lambda row: (row["rank1"] or math.inf, row["framework"], row["model"]))
+    rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model))
     return LabelSetTable(chosen.name, rows, notes)
 
 
-def _figures(pair: PairPredictions | None, chosen: LabelSet, partial: bool):
+def _figures(pair: _Pair | None, chosen: LabelSet, partial: bool):
     """(figures, hits behind acc, hits behind cacc, note) of one pair on one set."""
     if pair is None:  # the pair failed before writing any prediction
         figures = {"acc1": math.nan, "acc5": math.nan, "images": 0}
         if chosen.cacc_images is not None:
             figures |= {"cacc1": math.nan, "cacc5": math.nan, "cimages": 0}
         return figures, NO_HITS, NO_HITS, None
-    numbers = pair.val_numbers + 1
-    note = _coverage(pair, chosen, numbers, partial)
-    in_acc = pair.ok & chosen.acc_images[numbers - 1]
-    figures, hits = _scored(pair, in_acc, pair.labels[in_acc], "acc", "images")
+    predictions, numbers = pair.predictions, pair.numbers
+    note = _coverage(predictions, chosen, numbers, partial)
+    in_acc = predictions.ok & chosen.acc_images[numbers - 1]
+    figures, hits = _scored(predictions, in_acc, predictions.labels[in_acc], "acc", "images")
     chits = NO_HITS
     if chosen.cacc_images is not None:
-        in_cacc = pair.ok & chosen.cacc_images[numbers - 1]
-        corrected = chosen.corrected(numbers[in_cacc], pair.labels[in_cacc])
-        corrected_figures, chits = _scored(pair, in_cacc, corrected, "cacc", "cimages")
+        in_cacc = predictions.ok & chosen.cacc_images[numbers - 1]
+        corrected = chosen.corrected(numbers[in_cacc], predictions.labels[in_cacc])
+        corrected_figures, chits = _scored(predictions, in_cacc, corrected, "cacc", "cimages")
         figures |= corrected_figures
     return figures, hits, chits, note
 
@@ -134,7 +146,7 @@ def _coverage(pair: PairPredictions, chosen: LabelSet, numbers: np.ndarray, part
     lacking = int((wanted & ~has).sum())
     if not lacking:
         return None
-    who = f"{pair.provenance['framework']}/{pair.provenance['model']}"
+    who = f"{pair.provenance.framework}/{pair.provenance.model}"
     if not partial:
         raise UserError(f"label set {chosen.name} needs {int(wanted.sum()):,} images; {who} has no "
                         f"prediction for {lacking:,} of them (score a run over the full validation "

@@ -15,7 +15,6 @@ set is not empty; rows are matched to ReaL entries by file name (ILSVRC2012_val_
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,25 +22,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from runner.errors import UserError
-from runner.predictions import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
+from runner.predictions import PairPredictions, PairRecord, load_pair, pair_folders
 from runner.score.columns import join_columns, row_key
+from runner.score.rows import RANKED, ScoreRow
 from runner.score.stats import Hits, significance_columns
 
-# Column order of the table files; optional columns appear only when their option is used.
-COLUMNS = (
-    "framework", "model", "acc1", "acc5", "rank1", "rank5",
-    "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
-    "images", "cimages", "errors", "missing", "dataset", "label_set",
-    "tier", "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier_p_above",
-    "ctier", "cacc1_ci_low", "cacc1_ci_high", "cacc5_ci_low", "cacc5_ci_high", "ctier_p_above",
-    "weights", "protocol", "family",
-    "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
-    "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
-    "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
-)
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
 
 
@@ -96,108 +83,24 @@ def _integer_vector(values: np.ndarray, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-@dataclass(frozen=True)
-class PairPredictions:
-    """One (framework, model)'s rows, sorted by position."""
-
-    provenance: dict
-    positions: np.ndarray
-    labels: np.ndarray
-    top: np.ndarray  # (rows, 5) class indices, most probable first
-    ok: np.ndarray  # readable
-    val_numbers: np.ndarray | None  # ILSVRC2012_val_<n> file numbers - 1 (ReaL only; -1 if none)
-    probs: np.ndarray | None  # (rows, 5) probabilities of `top`, when asked for
-    seconds: float | None
-
-
-def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]:
+def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
     """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first),
     with intervals and tiers (runner.score.stats)."""
-    rows, hits = [], {}
     sets = real_label_sets(options.real) if options.real is not None else None
+    rows, hits = [], {}
     for folder in pair_folders(out):
-        pair = load_pair(folder, file_numbers=options.real is not None)
-        failure = _read_failure(folder)
-        if pair is not None:
-            row, row_hits = _score(pair, options, sets)
-        elif failure is not None:
-            row, row_hits = _failed_row(failure, options, sets)
-        else:
-            continue
-        hits[row_key(row)] = row_hits
-        row["status"] = "failed" if failure else ("incomplete" if row["missing"] else "ok")
-        row["failure"] = failure["reason"] if failure else None
-        rows.append(row)
+        pair = load_pair(folder, image_ids=sets is not None)
+        if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
+            row, hits[(pair.record.framework, pair.record.model)] = _score(pair, options, sets)
+            rows.append(row)
     if not rows:
         raise UserError(f"no predictions under {Path(out) / 'predictions'}")
-    for column in ("acc1", "acc5", "cacc1", "cacc5", "real_acc1"):
+    for column, rank in RANKED.items():
         if column in rows[0]:
-            rank_column(rows, column, column.replace("acc", "rank"))
-    join_columns(rows, significance_columns(hits, {row_key(row): row["acc1"] for row in rows}))
-    rows.sort(key=lambda row: (row["rank1"] or math.inf, row["framework"], row["model"]))
+            rank_column(rows, column, rank)
+    join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
+    rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model))
     return rows
-
-
-def pair_folders(out: str | Path) -> list[Path]:
-    return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
-
-
-def _read_failure(folder: Path) -> dict | None:
-    path = folder / FAILURE_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def _failed_row(failure: dict, options: LabelOptions, sets) -> tuple[dict, Hits]:
-    """A pair with no predictions at all: every figure NaN, every image missing."""
-    empty = PairPredictions(
-        provenance={**failure, "batch_mode": None, "device": None},
-        positions=np.zeros(0, np.int64), labels=np.zeros(0, np.int64),
-        top=np.zeros((0, TOP_K), np.int64), ok=np.zeros(0, bool),
-        val_numbers=np.zeros(0, np.int64) if sets is not None else None, probs=None, seconds=None,
-    )
-    return _score(empty, options, sets)
-
-
-def load_pair(
-    folder: Path, file_numbers: bool = False, probabilities: bool = False
-) -> PairPredictions | None:
-    """A (framework, model)'s rows sorted by position; None when the folder has no files."""
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
-        return None
-    provenances = [read_provenance(path) for path in files]
-    if len({p["pair_key"] for p in provenances}) != 1:
-        raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
-    # a set scored over a class subset (ImageNet-A/-R) is scored on its subset top-5
-    prefix = "subset_" if provenances[0]["dataset"].get("subset") else ""
-    columns = ["position", "label", f"{prefix}top5_class", "status"]
-    columns += (["image_id"] if file_numbers else []) + ([f"{prefix}top5_prob"] if probabilities else [])
-    table = pq.read_table(files, columns=columns)
-    positions = table["position"].to_numpy()
-    order = np.argsort(positions, kind="stable")
-    positions = positions[order]
-    if len(positions) and (np.diff(positions) == 0).any():
-        raise UserError(f"{folder} holds more than one row for some images")
-    # error rows have a null list; -1 matches no label, and `ok` keeps them out anyway
-    top = _matrix(table[f"{prefix}top5_class"], -1)
-    seconds = [p.get("shard_seconds") for p in provenances]
-    return PairPredictions(
-        provenance=provenances[0],
-        positions=positions,
-        labels=table["label"].to_numpy()[order],
-        top=top[order],
-        ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
-        val_numbers=_val_numbers(table["image_id"])[order] if file_numbers else None,
-        probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
-        seconds=sum(seconds) if None not in seconds else None,
-    )
-
-
-def _matrix(column, fill) -> np.ndarray:
-    """A fixed-size-list column as a (rows, 5) array; error rows (null lists) hold `fill`,
-    which matches no label."""
-    no_prediction = pa.scalar([fill] * TOP_K, type=column.type)
-    return pc.list_flatten(pc.fill_null(column, no_prediction)).to_numpy().reshape(-1, TOP_K)
 
 
 def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
@@ -209,43 +112,50 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
 
 
 def _score(pair: PairPredictions, options: LabelOptions,
-           real_sets: np.ndarray | None) -> tuple[dict, Hits]:
+           real_sets: np.ndarray | None) -> tuple[ScoreRow, Hits]:
     """The row, and the per-image correctness behind acc1/acc5."""
-    first = pair.provenance
-    num_images = first["dataset"]["images"]
+    record, run = pair.record, pair.provenance  # run: None when the pair failed before any file
+    num_images = record.dataset.images
+    figures, hits = _figures(pair, num_images, options)
+    if real_sets is not None:
+        figures["real_acc1"] = _real_accuracy(pair, record, real_sets)
+    published = _published(record)
+    ok = pair.ok
+    missing = int(num_images - len(ok))
+    return ScoreRow(
+        framework=record.framework, model=record.model, **figures,
+        images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
+        dataset=record.dataset.name,
+        weights=record.weights, protocol=record.protocol,
+        family=record.spec.family if record.spec else None,
+        published_acc1=published[0], published_acc5=published[1],
+        published_delta1=_difference(figures["acc1"], published[0]),
+        published_delta5=_difference(figures["acc5"], published[1]),
+        published_source=published[2],
+        batch_mode=run.batch_mode if run else None,
+        batch_size=run.forward_batch if run else None,
+        images_per_s=len(ok) / pair.seconds if pair.seconds else None,
+        device=run.device if run else None,
+        status="failed" if pair.failure else ("incomplete" if missing else "ok"),
+        failure=pair.failure.reason if pair.failure else None,
+    ), hits
+
+
+def _figures(pair: PairPredictions, num_images: int,
+             options: LabelOptions) -> tuple[dict[str, float], Hits]:
+    """acc1 and acc5, and cacc1 and cacc5 when label options are given (see the module doc);
+    and the per-image correctness behind acc1/acc5."""
     ok, top, labels = pair.ok, pair.top, pair.labels
-    row = {"dataset": first["dataset"].get("name", "imagenet"), "framework": first["framework"],
-           "model": first["model"], "family": (first.get("spec") or {}).get("family")}
     mask = options.mask(num_images)
     custom = options.custom_by_position(num_images, mask)
     in_mask = mask[pair.positions] if mask is not None else np.ones(len(ok), bool)
     plain = ok & in_mask if custom is not None and mask is not None else ok
-    row["acc1"], row["acc5"] = accuracy(top[plain], labels[plain])
-    hits = Hits.of(pair.positions[plain], top[plain], labels[plain])
+    figures = dict(zip(("acc1", "acc5"), accuracy(top[plain], labels[plain]), strict=True))
     if options.cleaned:
         selected = ok & in_mask
         true = (custom[pair.positions] if custom is not None else labels)[selected]
-        row["cacc1"], row["cacc5"] = accuracy(top[selected], true)
-    if real_sets is not None:
-        row["real_acc1"] = _real_accuracy(pair, real_sets)
-    published = _published(first)
-    row.update({
-        "images": int(ok.sum()),
-        "errors": int(len(ok) - ok.sum()),
-        "missing": int(num_images - len(ok)),
-        "weights": first["weights"],
-        "protocol": first["protocol"],
-        "published_acc1": published[0],
-        "published_acc5": published[1],
-        "published_delta1": _difference(row["acc1"], published[0]),
-        "published_delta5": _difference(row["acc5"], published[1]),
-        "published_source": published[2],
-        "batch_mode": first["batch_mode"],
-        "batch_size": first.get("forward_batch"),
-        "images_per_s": len(ok) / pair.seconds if pair.seconds else None,
-        "device": first.get("device"),
-    })
-    return row, hits
+        figures.update(zip(("cacc1", "cacc5"), accuracy(top[selected], true), strict=True))
+    return figures, Hits.of(pair.positions[plain], top[plain], labels[plain])
 
 
 def _difference(measured: float, published: float | None) -> float | None:
@@ -255,7 +165,7 @@ def _difference(measured: float, published: float | None) -> float | None:
     return measured - published
 
 
-def _val_numbers(image_ids) -> np.ndarray:
+def validation_numbers(image_ids) -> np.ndarray:
     """0-based ImageNet validation file number of each image id, -1 where it has none."""
     matched = pc.extract_regex(image_ids, _VAL_FILE_PATTERN)
     digits = pc.struct_field(matched, "number")
@@ -271,12 +181,12 @@ def real_label_sets(real: list[list[int]]) -> np.ndarray:
     return sets
 
 
-def _real_accuracy(pair: PairPredictions, sets: np.ndarray) -> float:
-    numbers = pair.val_numbers
+def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) -> float:
+    numbers = validation_numbers(pair.image_ids)
     if (numbers < 0).any():
         raise UserError(
             f"ReaL labels match rows by ImageNet file name (ILSVRC2012_val_<n>.JPEG), but "
-            f"{pair.provenance['framework']}/{pair.provenance['model']} has rows without one "
+            f"{record.framework}/{record.model} has rows without one "
             "(import with --ground-truth to get file names)"
         )
     if len(numbers) and numbers.max() >= len(sets):
@@ -287,48 +197,48 @@ def _real_accuracy(pair: PairPredictions, sets: np.ndarray) -> float:
     return float(100.0 * correct[counted].mean()) if counted.any() else float("nan")
 
 
-def _published(provenance: dict) -> tuple[float | None, float | None, str | None]:
+def _published(record: PairRecord) -> tuple[float | None, float | None, str | None]:
     """The figure to compare with: the 2019 table under its protocol, else the framework's own."""
-    spec = provenance.get("spec")
-    if not spec or provenance["dataset"].get("name", "imagenet") != "imagenet":
+    spec = record.spec
+    if spec is None or record.dataset.name != "imagenet":
         return None, None, None  # the catalog's figures are ImageNet's (--published: timm's)
-    if provenance["protocol"] == "northcutt2019":
-        figures, source = spec["published"]["northcutt2019"], "northcutt2019 table"
+    if record.protocol == "northcutt2019":
+        figures, source = spec.published.get("northcutt2019"), "northcutt2019 table"
     else:
-        figures, source = spec["published"]["documented"], spec["documented_source"]
+        figures, source = spec.published.get("documented"), spec.documented_source
     # Acc@5 may be None: keras.io documents only Acc@1 for some models
     return (figures[0], figures[1], source) if figures else (None, None, None)
 
 
-def rank_column(rows: list[dict], column: str, rank: str) -> None:
+def rank_column(rows: list[ScoreRow], column: str, rank: str) -> None:
     """Rank rows on `column` into `rank`: 1 = best over all rows; equal accuracies share the
     better rank, as in the 2019 table. A model with no readable image (NaN) gets no rank."""
     values = [row[column] for row in rows if not math.isnan(row[column])]
     for row in rows:
         value = row[column]
-        row[rank] = None if math.isnan(value) else 1 + sum(o > value for o in values)
+        setattr(row, rank, None if math.isnan(value) else 1 + sum(o > value for o in values))
 
 
-def compare_with_reference(rows: list[dict], reference: list[dict]) -> list[str]:
-    """Add reference_acc1/5 and acc1/5_delta (measured to two decimals minus the reference) to
-    each row found in `reference` (rows with framework or 2019-style platform, model, acc1, acc5);
-    return a line for each row that differs."""
+def compare_with_reference(rows: list[ScoreRow], reference: list[dict]) -> list[str]:
+    """Set reference_acc1/5 and acc1/5_delta (measured to two decimals minus the reference) on
+    each row found in `reference` (rows with framework or 2019-style platform, model, acc1,
+    acc5); return a line for each row that differs."""
     by_key = {}
     for ref in reference:
         framework = ref.get("framework") or ref.get("platform", "").split()[0].lower()
         by_key[(framework, ref["model"])] = (float(ref["acc1"]), float(ref["acc5"]))
     differ = []
     for row in rows:
-        figures = by_key.get((row["framework"], row["model"]))
+        figures = by_key.get((row.framework, row.model))
         if figures is None:
             continue
-        row["reference_acc1"], row["reference_acc5"] = figures
-        row["acc1_delta"] = round(round(row["acc1"], 2) - figures[0], 2)
-        row["acc5_delta"] = round(round(row["acc5"], 2) - figures[1], 2)
-        if row["acc1_delta"] or row["acc5_delta"]:
+        row.reference_acc1, row.reference_acc5 = figures
+        row.acc1_delta = round(round(row.acc1, 2) - figures[0], 2)
+        row.acc5_delta = round(round(row.acc5, 2) - figures[1], 2)
+        if row.acc1_delta or row.acc5_delta:
             differ.append(
-                f"{row['framework']}/{row['model']}: acc1 {row['acc1']:.2f} vs {figures[0]:.2f} "
-                f"({row['acc1_delta']:+.2f}), acc5 {row['acc5']:.2f} vs {figures[1]:.2f} "
-                f"({row['acc5_delta']:+.2f})"
+                f"{row.framework}/{row.model}: acc1 {row.acc1:.2f} vs {figures[0]:.2f} "
+                f"({row.acc1_delta:+.2f}), acc5 {row.acc5:.2f} vs {figures[1]:.2f} "
+                f"({row.acc5_delta:+.2f})"
             )
     return differ

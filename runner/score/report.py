@@ -1,8 +1,8 @@
 """`kpbench report`: charts of a scored run, and an index page embedding them.
 
 Input is the table `kpbench score` wrote (OUT/results/accuracy.json, with any cleaned or
-ReaL figures it computed, and accuracy-wide.json when it scored several datasets); output is
-PNG files and OUT/results/report.md beside it.
+ReaL figures it computed, the label-set tables accuracy-<set>.json and the wide table
+accuracy-wide.json when it wrote them); output is PNG files and OUT/results/report.md beside it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from scipy.special import expit, logit  # noqa: E402
 
 from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
+from runner.score.rows import ScoreRow  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
 
@@ -34,7 +35,8 @@ def write_report(out: str | Path) -> list[Path]:
     if not table.is_file():
         raise FileNotFoundError(table)
     document = json.loads(table.read_text())
-    rows, random = document["rows"], document["random_weights"]
+    rows = [ScoreRow.model_validate(row) for row in document["rows"]]
+    random = document["random_weights"]
     written = []
     for name, draw in _charts(folder, rows).items():
         figure = draw(rows)
@@ -45,14 +47,14 @@ def write_report(out: str | Path) -> list[Path]:
         plt.close(figure)
         written.append(folder / name)
     index = folder / "report.md"
-    write_text_atomic(index, _index(rows, random, [p.name for p in written], folder))
+    write_text_atomic(index, _index(random, [p.name for p in written], folder))
     return [*written, index]
 
 
-def _charts(folder: Path, rows: list[dict]) -> dict[str, Callable]:
+def _charts(folder: Path, rows: list[ScoreRow]) -> dict[str, Callable]:
     """The charts the tables in `folder` support, by file name."""
     charts: dict[str, Callable] = {"acc1_by_family.png": _by_family, "acc1_tiers.png": _tiers}
-    if any(row.get("published_acc1") is not None for row in rows):
+    if any(row.published_acc1 is not None for row in rows):
         charts["measured_vs_published.png"] = _scatter("published_acc1", "published Acc@1 (%)")
     if any("cacc1" in row for row in rows):
         charts["plain_vs_cleaned.png"] = _scatter("cacc1", "cleaned Acc@1 (%)")
@@ -62,14 +64,15 @@ def _charts(folder: Path, rows: list[dict]) -> dict[str, Callable]:
     shifted = json.loads(wide.read_text())["rows"] if wide.is_file() else []
     if _shift_sets(shifted) and any("imagenet_acc1" in row for row in shifted):
         charts["effective_robustness.png"] = lambda _: _effective_robustness(shifted)
-    label_sets = {path.stem.removeprefix("accuracy-"): json.loads(path.read_text())["rows"]
-                  for path in sorted(folder.glob("accuracy-*.json")) if path != wide}
+    label_sets = {path.stem.removeprefix("accuracy-"): [
+        ScoreRow.model_validate(row) for row in json.loads(path.read_text())["rows"]]
+        for path in sorted(folder.glob("accuracy-*.json")) if path != wide}
     if label_sets:
         charts["rank_movement.png"] = lambda plain: _rank_movement(plain, label_sets)
     return charts
 
 
-def _rank_movement(rows: list[dict], label_sets: dict[str, list[dict]]):
+def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
     """Each model's Acc@1 rank on the plain labels and its rank on each label set's corrected
     labels (its plain-label rank for removed-c, which has no corrected figures)."""
     columns = {} if any("label_set" in row for row in rows) else {"original labels": rows}
@@ -78,8 +81,8 @@ def _rank_movement(rows: list[dict], label_sets: dict[str, list[dict]]):
     ranks: dict[tuple[str, str], list] = {}
     for x, table in enumerate(columns.values()):
         for row in table:
-            rank = row.get("crank1", row.get("rank1"))
-            ranks.setdefault((row["framework"], row["model"]), [None] * len(columns))[x] = rank
+            rank = row.crank1 if row.crank1 is not None else row.rank1
+            ranks.setdefault((row.framework, row.model), [None] * len(columns))[x] = rank
     for (framework, model), ys in ranks.items():
         points = [(x, y) for x, y in enumerate(ys) if y is not None]
         if points:
@@ -94,12 +97,12 @@ def _rank_movement(rows: list[dict], label_sets: dict[str, list[dict]]):
     return figure
 
 
-def _by_family(rows: list[dict]):
+def _by_family(rows: list[ScoreRow]):
     """Acc@1 per model, grouped by architecture family, the two frameworks side by side."""
     families: dict[str, dict[str, dict[str, float]]] = {}
     for row in rows:
-        family = row.get("family") or row["model"]
-        families.setdefault(family, {}).setdefault(row["model"], {})[row["framework"]] = row["acc1"]
+        family = row.family or row.model
+        families.setdefault(family, {}).setdefault(row.model, {})[row.framework] = row.acc1
     models = [(family, model) for family in sorted(families) for model in sorted(families[family])]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(models) + 2), 4.5))
     width = 0.4
@@ -127,18 +130,18 @@ def _by_family(rows: list[dict]):
 def _scatter(column: str, label: str):
     """Acc@1 against another figure per model, with the diagonal where the two agree."""
 
-    def draw(rows: list[dict]):
+    def draw(rows: list[ScoreRow]):
         figure, axes = plt.subplots(figsize=(5.5, 5.5))
-        points = [row for row in rows if row.get(column) is not None and not math.isnan(row[column])]
+        points = [(getattr(row, column), row) for row in rows]
+        points = [(x, row) for x, row in points if x is not None and not math.isnan(x)]
         for framework, color in COLORS.items():
-            chosen = [row for row in points if row["framework"] == framework]
+            chosen = [(x, row.acc1) for x, row in points if row.framework == framework]
             if chosen:
-                axes.scatter([r[column] for r in chosen], [r["acc1"] for r in chosen], s=18,
-                             color=color, label=framework)
-        for row in points:
-            axes.annotate(row["model"], (row[column], row["acc1"]), fontsize=6,
-                          xytext=(2, 2), textcoords="offset points")
-        values = [v for row in points for v in (row[column], row["acc1"])] or [0, 100]
+                axes.scatter(*zip(*chosen, strict=True), s=18, color=color, label=framework)
+        for x, row in points:
+            axes.annotate(row.model, (x, row.acc1), fontsize=6, xytext=(2, 2),
+                          textcoords="offset points")
+        values = [v for x, row in points for v in (x, row.acc1)] or [0, 100]
         low, high = min(values) - 2, max(values) + 2
         axes.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
         axes.set_xlim(low, high)
@@ -152,19 +155,19 @@ def _scatter(column: str, label: str):
     return draw
 
 
-def _tiers(rows: list[dict]):
+def _tiers(rows: list[ScoreRow]):
     """Acc@1 with its 95% interval, best first; shading changes where a tier ends."""
-    ranked = [row for row in rows if row.get("tier") is not None]
+    ranked = [row for row in rows if row.tier is not None]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.32 * len(ranked) + 2), 4.5))
     for i, row in enumerate(ranked):
-        if row["tier"] % 2 == 0:
+        if row.tier % 2 == 0:
             axes.axvspan(i - 0.5, i + 0.5, color="grey", alpha=0.12, linewidth=0)
-        error = [[row["acc1"] - row["acc1_ci_low"]], [row["acc1_ci_high"] - row["acc1"]]]
-        axes.errorbar(i, row["acc1"], yerr=error, fmt="o", markersize=3, capsize=2,
-                      color=COLORS.get(row["framework"], "black"))
-        axes.text(i, 1.0, str(row["tier"]), transform=axes.get_xaxis_transform(), ha="center",
+        error = [[row.acc1 - row.acc1_ci_low], [row.acc1_ci_high - row.acc1]]
+        axes.errorbar(i, row.acc1, yerr=error, fmt="o", markersize=3, capsize=2,
+                      color=COLORS.get(row.framework, "black"))
+        axes.text(i, 1.0, str(row.tier), transform=axes.get_xaxis_transform(), ha="center",
                   va="bottom", fontsize=6, color="dimgrey")
-    axes.set_xticks(range(len(ranked)), [f"{r['framework']}/{r['model']}" for r in ranked],
+    axes.set_xticks(range(len(ranked)), [f"{r.framework}/{r.model}" for r in ranked],
                     rotation=70, ha="right", fontsize=6)
     axes.set_ylabel("Acc@1 (%), 95% Clopper-Pearson interval")
     axes.set_title("Tiers (numbers on top): neighbours not separable by an exact McNemar test "
@@ -215,7 +218,7 @@ def _mark_random(figure) -> None:
     figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=0.01, va="bottom")
 
 
-def _index(rows: list[dict], random: bool, charts: list[str], folder: Path) -> str:
+def _index(random: bool, charts: list[str], folder: Path) -> str:
     lines = ["# kpbench report", ""]
     if random:
         lines += [f"> **{RANDOM_NOTE}**", ""]

@@ -1,5 +1,5 @@
-"""Write and print an accuracy table: OUT/results/accuracy.{csv,md,json}, or under another
-name (accuracy-<label set>.*)."""
+"""Write and print accuracy tables: OUT/results/accuracy.{csv,md,json}, a label set's
+accuracy-<set>.*, and the wide table of several datasets, accuracy-wide.*."""
 
 from __future__ import annotations
 
@@ -13,24 +13,29 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.atomic import write_text_atomic
-from runner.score.reduce import COLUMNS
+from runner.score.rows import COLUMNS, ScoreRow
 
 RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
 
 
-def write_results(out: str | Path, rows: list[dict], name: str = "accuracy",
-                  notes: list[str] = (), columns: list[str] | None = None) -> list[Path]:
+def write_results(out: str | Path, rows: list[ScoreRow], name: str = "accuracy",
+                  notes: list[str] = ()) -> list[Path]:
     """NAME.{csv,md,json} under OUT/results; `notes` (what a table leaves out) go into the
-    Markdown and JSON files; `columns` default to the accuracy table's that the rows have."""
+    Markdown and JSON files."""
+    return write_table(out, name, [row.cells() for row in rows], columns_of(rows), _random(rows),
+                       notes)
+
+
+def write_table(out: str | Path, name: str, cells: list[dict], columns: list[str], random: bool,
+                notes: list[str] = ()) -> list[Path]:
+    """Rows given as {column: value} (`columns` in order) as NAME.{csv,md,json}."""
     folder = Path(out) / "results"
-    random = any(row.get("weights") == "random" for row in rows)
-    columns = columns or columns_of(rows)
     paths = {
-        folder / f"{name}.csv": _csv(rows, columns),
-        folder / f"{name}.md": _markdown(rows, random, notes, columns),
+        folder / f"{name}.csv": _csv(cells, columns),
+        folder / f"{name}.md": _markdown(cells, columns, random, notes),
         folder / f"{name}.json": json.dumps(
             {"random_weights": random, "note": RANDOM_NOTE if random else None,
-             "notes": list(notes), "rows": rows},
+             "notes": list(notes), "rows": cells},
             indent=2, allow_nan=True,
         ) + "\n",
     }
@@ -39,37 +44,41 @@ def write_results(out: str | Path, rows: list[dict], name: str = "accuracy",
     return list(paths)
 
 
-def columns_of(rows: list[dict]) -> list[str]:
+def columns_of(rows: list[ScoreRow]) -> list[str]:
     return [column for column in COLUMNS if any(column in row for row in rows)]
 
 
-def print_table(console: Console, rows: list[dict], title: str = "kpbench accuracy") -> None:
-    random = any(row["weights"] == "random" for row in rows)
+def _random(rows: list[ScoreRow]) -> bool:
+    return any(row.weights == "random" for row in rows)
+
+
+def print_table(console: Console, rows: list[ScoreRow], title: str = "kpbench accuracy") -> None:
+    random = _random(rows)
     table = Table(title=title + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
-    optional = ("dataset", "cacc1", "cacc5", "ctier", "real_acc1", "acc1_delta", "acc5_delta")
+    columns = columns_of(rows)
+    optional = ("cacc1", "cacc5", "ctier", "real_acc1", "acc1_delta", "acc5_delta")
     shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5", "tier",
-             *(c for c in optional if c in columns_of(rows)), "images",
-             *(["cimages"] if "cimages" in columns_of(rows) else []), "errors", "weights",
-             "protocol", "status"]
+             *(c for c in optional if c in columns), "images",
+             *(["cimages"] if "cimages" in columns else []), "errors", "weights", "protocol", "status"]
     # label-set tables have no published figure to compare with
-    published = ("published", "measured - published") if "published_acc1" in columns_of(rows) else ()
+    published = ("published", "measured - published") if "published_acc1" in columns else ()
     for column in (*shown, *published):
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
-        figures = (f"{_fmt(row.get('published_acc1'))} / {_fmt(row.get('published_acc5'))}",
-                   f"{_signed(row.get('published_delta1'))} / {_signed(row.get('published_delta5'))}")
-        table.add_row(*(_fmt(row.get(column)) for column in shown), *figures[: len(published)])
+        figures = (f"{_fmt(row.published_acc1)} / {_fmt(row.published_acc5)}",
+                   f"{_signed(row.published_delta1)} / {_signed(row.published_delta5)}")
+        table.add_row(*(_fmt(getattr(row, column)) for column in shown), *figures[: len(published)])
     console.print(table)
     for row in rows:
-        if row["status"] == "failed":
-            console.print(f"[red]failed[/] {row['framework']}/{row['model']}: {row['failure']}",
+        if row.status == "failed":
+            console.print(f"[red]failed[/] {row.framework}/{row.model}: {row.failure}",
                           highlight=False)
-    missing = [f"{r['framework']}/{r['model']} ({r['missing']})"
-               for r in rows if r["missing"] and r["status"] != "failed"]
+    missing = [f"{r.framework}/{r.model} ({r.missing})"
+               for r in rows if r.missing and r.status != "failed"]
     if missing:
         console.print("[yellow]incomplete[/]: images without a prediction: " + ", ".join(missing))
-    if any(row["errors"] for row in rows):
-        counts = ", ".join(f"{r['framework']}/{r['model']} {r['errors']}" for r in rows if r["errors"])
+    if any(row.errors for row in rows):
+        counts = ", ".join(f"{r.framework}/{r.model} {r.errors}" for r in rows if r.errors)
         console.print(f"accuracy is over the images each model could read; unreadable: {counts}")
 
 
@@ -101,18 +110,18 @@ def _signed(value) -> str:
     return "-" if value is None else f"{value:+.2f}"
 
 
-def _csv(rows: list[dict], columns: list[str]) -> str:
+def _csv(cells: list[dict], columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
     writer.writeheader()
-    writer.writerows(rows)  # accuracies at full precision
+    writer.writerows(cells)  # accuracies at full precision
     return buffer.getvalue()
 
 
-def _markdown(rows: list[dict], random: bool, notes: list[str], columns: list[str]) -> str:
+def _markdown(cells: list[dict], columns: list[str], random: bool, notes: list[str]) -> str:
     lines = [f"> **{RANDOM_NOTE}**", ""] if random else []
     lines += [*(f"- {note}" for note in notes), ""] if notes else []
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
-    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in cells]
     return "\n".join(lines) + "\n"

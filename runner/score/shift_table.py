@@ -14,26 +14,27 @@ from pathlib import Path
 
 from runner.data.shift import DATASETS
 from runner.errors import UserError
+from runner.score.rows import ScoreRow
 
 REAL = "imagenet-real"  # ImageNet-ReaL labels on the ImageNet run (score --real)
 # column groups in this order: ImageNet, ReaL, then the shift sets
 ORDER = ("imagenet", REAL, *list(DATASETS)[1:])
 
 
-def wide_table(rows: list[dict]) -> tuple[list[dict], list[str]]:
+def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
     """The wide rows (sorted by framework, model) and their columns, from the plain tables of
     several runs (each row has its `dataset`)."""
     figures: dict[str, dict[tuple[str, str], dict]] = {}
     for row in rows:
-        by_model = figures.setdefault(row["dataset"], {})
-        key = (row["framework"], row["model"])
+        by_model = figures.setdefault(row.dataset, {})
+        key = (row.framework, row.model)
         if key in by_model:
-            raise UserError(f"two runs hold {row['dataset']} predictions of {key[0]}/{key[1]}: "
+            raise UserError(f"two runs hold {row.dataset} predictions of {key[0]}/{key[1]}: "
                             "score one run per dataset")
-        by_model[key] = {"acc1": row["acc1"], "acc5": row.get("acc5"), "rank": row["rank1"],
-                         "tier": row.get("tier"), "weights": row["weights"]}
-        if row.get("real_acc1") is not None and row["dataset"] == "imagenet":
-            figures.setdefault(REAL, {})[key] = {"acc1": row["real_acc1"], "rank": row["real_rank1"]}
+        by_model[key] = {"acc1": row.acc1, "acc5": row.acc5, "rank": row.rank1, "tier": row.tier,
+                         "weights": row.weights}
+        if row.real_acc1 is not None and row.dataset == "imagenet":
+            figures.setdefault(REAL, {})[key] = {"acc1": row.real_acc1, "rank": row.real_rank1}
     order = [name for name in ORDER if name in figures]
     columns = ["framework", "model", "weights"]
     keys = sorted({key for by_model in figures.values() for key in by_model})
@@ -68,32 +69,30 @@ def _group(name: str, figures: dict | None, base: dict | None) -> dict:
     return group
 
 
-def apply_published(rows: list[dict], directory: str | Path) -> list[str]:
+def apply_published(rows: list[ScoreRow], directory: str | Path) -> list[str]:
     """For timm models, measured against timm's own figure for the row's dataset, from a copy of
     timm's results/ folder: published_acc1/5, published_delta1/5 and published_source. timm
-    lists some tags at two input sizes: a row without `input_size` matching one of them is
-    left without a figure, and a returned note says so."""
+    lists some tags at two input sizes; such a row is left without a figure, and a returned
+    note says so."""
     folder = Path(directory)
     if not folder.is_dir():
         raise UserError(f"--published: folder not found: {directory}")
     tables: dict[str, dict[str, list[dict]]] = {}
     notes = []
     for row in rows:
-        file = DATASETS[row["dataset"]].timm_results
-        if row["framework"] != "timm" or file is None:
+        file = DATASETS[row.dataset].timm_results
+        if row.framework != "timm" or file is None:
             continue
         if file not in tables:
             tables[file] = _read_timm_results(folder / file)
-        entries = tables[file].get(row["model"], [])
+        entries = tables[file].get(row.model, [])
         if len(entries) > 1:
-            entries = [e for e in entries if e["img_size"] == str(row.get("input_size"))]
-            if len(entries) != 1:
-                notes.append(f"{file} lists {row['model']} at several input sizes: no published figure")
-                continue
-        if entries:
+            notes.append(f"{file} lists {row.model} at several input sizes: no published figure")
+        elif entries:
             top1, top5 = float(entries[0]["top1"]), float(entries[0]["top5"])
-            row.update(published_acc1=top1, published_acc5=top5, published_delta1=row["acc1"] - top1,
-                       published_delta5=row["acc5"] - top5, published_source=f"timm {file}")
+            row.published_acc1, row.published_acc5 = top1, top5
+            row.published_delta1, row.published_delta5 = row.acc1 - top1, row.acc5 - top5
+            row.published_source = f"timm {file}"
     return notes
 
 

@@ -1,0 +1,81 @@
+"""The accuracy table's row: what the reducer produces and the table files, the printout and
+the report read. Its fields, in order, are the columns of OUT/results/accuracy.{csv,md,json}."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from runner.predictions import Keyed
+
+
+class ScoreRow(Keyed):
+    """One (framework, model). Accuracies are percentages over the images the model could read
+    (NaN when there are none). Columns with a default appear in the files only when they were
+    set: the cleaned figures with --omit/--keep/--custom-labels, ReaL with --real, the reference
+    ones with --reference (on the rows the reference has). A label-set table's rows
+    (runner.score.label_tables) have `label_set` and `cimages`, and no published figures."""
+
+    framework: str
+    model: str
+    acc1: float
+    acc5: float
+    # ranks: 1 = best over all rows, ties share the better rank; None without a readable image
+    rank1: int | None = None
+    rank5: int | None = None
+    cacc1: float | None = None
+    cacc5: float | None = None
+    crank1: int | None = None
+    crank5: int | None = None
+    real_acc1: float | None = None
+    real_rank1: int | None = None
+    images: int  # readable images (label sets: the images behind acc1/acc5)
+    cimages: int | None = None  # label sets: the images behind cacc1/cacc5
+    errors: int  # unreadable images
+    missing: int  # dataset images without a row (an unfinished or failed run)
+    dataset: str = "imagenet"  # the test set (runner.data.shift)
+    label_set: str | None = None  # the label-error set (runner.score.labelsets)
+    # 95% Clopper-Pearson intervals (percent) and the tier of the Acc@1 ranking: 1 = best, a
+    # new tier where an exact McNemar test separates neighbours (runner.score.stats); the
+    # p-value against the model ranked just above. The c-prefixed ones: cAcc, label sets.
+    tier: int | None = None
+    acc1_ci_low: float | None = None
+    acc1_ci_high: float | None = None
+    acc5_ci_low: float | None = None
+    acc5_ci_high: float | None = None
+    tier_p_above: float | None = None
+    ctier: int | None = None
+    cacc1_ci_low: float | None = None
+    cacc1_ci_high: float | None = None
+    cacc5_ci_low: float | None = None
+    cacc5_ci_high: float | None = None
+    ctier_p_above: float | None = None
+    weights: str
+    protocol: str
+    family: str | None
+    # the published figure under this protocol, and measured minus it (percentage points)
+    published_acc1: float | None = None
+    published_acc5: float | None = None
+    published_delta1: float | None = None
+    published_delta5: float | None = None
+    published_source: str | None = None
+    # --reference: its figures, and measured (to two decimals) minus them
+    reference_acc1: float | None = None
+    reference_acc5: float | None = None
+    acc1_delta: float | None = None
+    acc5_delta: float | None = None
+    batch_mode: str | None
+    batch_size: int | None  # images per forward pass
+    images_per_s: float | None
+    device: str | None
+    status: Literal["ok", "incomplete", "failed"]
+    failure: str | None  # why the pair failed
+
+    def cells(self) -> dict[str, Any]:
+        """The columns this row has, in column order (floats as they are: NaN stays NaN)."""
+        return self.model_dump(exclude_unset=True)
+
+
+COLUMNS = tuple(ScoreRow.model_fields)
+# accuracy column -> its rank column
+RANKED = {"acc1": "rank1", "acc5": "rank5", "cacc1": "crank1", "cacc5": "crank5",
+          "real_acc1": "real_rank1"}
