@@ -32,6 +32,9 @@ class ScoreRow(Keyed):
     cimages: int | None = None  # label sets: the images behind cacc1/cacc5
     errors: int  # unreadable images
     missing: int  # dataset images without a row (an unfinished or failed run)
+    weights: str
+    protocol: str
+    family: str | None
     dataset: str = "imagenet"  # the test set (runner.data.shift)
     label_set: str | None = None  # the label-error set (runner.score.labelsets)
     # 95% Clopper-Pearson intervals (percent) and the tier of the Acc@1 ranking: 1 = best, a
@@ -49,9 +52,6 @@ class ScoreRow(Keyed):
     cacc5_ci_low: float | None = None
     cacc5_ci_high: float | None = None
     ctier_p_above: float | None = None
-    weights: str
-    protocol: str
-    family: str | None
     # the published figure under this protocol, and measured minus it (percentage points)
     published_acc1: float | None = None
     published_acc5: float | None = None
