@@ -13,7 +13,7 @@ from rich.table import Table
 from runner import __version__
 from runner.catalog import FRAMEWORKS, SET_NAMES, load_catalog
 from runner.errors import UserError
-from runner.options import add_run_flags, add_shared_flag, comma_list, overrides
+from runner.options import add_run_flags, add_shared_flag, comma_list, overrides, run_options
 from runner.outputs import Location
 
 
@@ -46,7 +46,12 @@ def _add_score(commands) -> None:
     score = commands.add_parser("score", help="score a run folder: print and write the table",
                                 description="Aggregate OUT/predictions into "
                                 "OUT/results/accuracy.{csv,md,json} and print the table.")
-    score.add_argument("out", help="run folder: a path or a URI (s3://bucket/prefix, ...)")
+    score.add_argument("runs", nargs="+", metavar="RUN",
+                       help="run folder, a path or a URI (s3://bucket/prefix, ...); several (one per "
+                       "dataset): also the wide table RUN/results/accuracy-wide.{csv,md,json} of "
+                       "the first, a column group per dataset")
+    score.add_argument("--published", metavar="DIR", help="a copy of timm's results/ folder: timm "
+                       "models are compared with timm's figure for the run's dataset")
     add_shared_flag(score, "s3_endpoint")
     score.add_argument("--reference", metavar="CSV", help="published table to compare with "
                        "(framework or 2019-style platform, model, acc1, acc5): adds delta columns "
@@ -63,6 +68,7 @@ def _add_score(commands) -> None:
                        help="kpbench: the tables only (always written); timm: also "
                        "OUT/results/timm/results-<dataset>.csv in the format of timm's results "
                        "files (docs/report.md)")
+    _label_set_arguments(score)
 
 
 def _add_report(commands) -> None:
@@ -91,6 +97,7 @@ def _add_pack(commands) -> None:
     pack.add_argument("uri", help="where to write: a local path, file://, s3://, gs://, ...")
     pack.add_argument("--labels", help="labels file for a flat folder (as for run)")
     pack.add_argument("--classes", help="full class list (as for run)")
+    _dataset_arguments(pack)
     pack.add_argument("--rows-per-file", type=int, default=1000, help="images per part file")
 
 
@@ -99,7 +106,8 @@ def _add_compare(commands) -> None:
         "compare", help="how much two runs' predictions differ, per model in both",
         description="Per (framework, model) in both runs: images compared, top-1 and top-5 set "
         "agreement, changed top-1 predictions, largest probability difference (over classes in "
-        "both top-5 lists), accuracy difference (B - A).",
+        "both top-5 lists), accuracy difference (B - A), and an exact McNemar test of the top-1 "
+        "difference (images only A / only B got right, p-value).",
     )
     compare.add_argument("run_a", help="run folder: a path or a URI (s3://bucket/prefix, ...)")
     compare.add_argument("run_b", help="the other run folder")
@@ -154,6 +162,30 @@ def _add_weights(commands) -> None:
     weights.add_argument("--frameworks", type=comma_list, default=list(FRAMEWORKS))
 
 
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """pack reads a dataset as run does: run's --dataset and --subset-classes."""
+    for option in run_options():
+        if option.key in ("dataset", "subset_classes"):
+            parser.add_argument(option.flag, **option.argparse_kwargs())
+
+
+def _label_set_arguments(score: argparse.ArgumentParser) -> None:
+    from runner.score.labelsets import CORRECT_SETS, PUBLISHED_SETS
+
+    group = score.add_argument_group(
+        "label-error sets", "Score with the labels of cleanlab's Mechanical Turk study of the "
+        "ImageNet validation set (docs/accuracy.md); each set's table is "
+        "results/accuracy-<set>.{csv,md,json}, and with one set also results/accuracy.*")
+    group.add_argument("--mturk", metavar="FILE", help="the study: imagenet_mturk.json")
+    group.add_argument("--label-set", metavar="NAME", action="append", dest="label_sets",
+                       help=f"repeatable: {', '.join(CORRECT_SETS)}; with --as-published one of "
+                       f"the 2019 tables: {', '.join(PUBLISHED_SETS)}")
+    group.add_argument("--as-published", action="store_true",
+                       help="the 2019 repository's tables, reproduced with their rules and quirks")
+    group.add_argument("--partial", action="store_true",
+                       help="score the images of a set that the run has (else missing ones are an error)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
@@ -188,30 +220,86 @@ def cmd_score(args, console: Console) -> int:
         custom_labels=_load_npy(args.custom_labels, "--custom-labels"),
         real=_load_real(args.real),
     )
-    rows = _score_and_print(Location.of(args.out, args.s3_endpoint), console, options, args.reference)
+    label_sets = _label_set_request(args)
+    rows = []
+    runs = [Location.of(run, args.s3_endpoint) for run in args.runs]
+    for out in runs:
+        rows += _score_and_print(out, console, options, args.reference, label_sets, args.published)
+    if len(runs) > 1:
+        _write_wide(runs[0], rows, console)
     if args.format == "timm":
-        from runner.score.timm_export import write_timm
-
-        paths, left_out = write_timm(Location.of(args.out, args.s3_endpoint), [row.cells() for row in rows])
-        console.print("wrote " + ", ".join(str(p) for p in paths))
-        if left_out:
-            console.print("[yellow]not in the timm files[/] (incomplete): " + "; ".join(left_out),
-                          highlight=False)
+        _write_timm(runs[0], rows, console)
     return 0
 
 
-def _score_and_print(out: Location, console: Console, options=None, reference: str | None = None):
+def _write_timm(out: Location, rows, console: Console) -> None:
+    from runner.score.timm_export import write_timm
+
+    paths, left_out = write_timm(out, [row.cells() for row in rows])
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+    if left_out:
+        console.print("[yellow]not in the timm files[/] (incomplete): " + "; ".join(left_out),
+                      highlight=False)
+
+
+def _write_wide(out: Location, rows: list[dict], console: Console) -> None:
+    from runner.score.results import print_wide_table, write_table
+    from runner.score.shift_table import wide_table
+
+    wide, columns = wide_table(rows)
+    print_wide_table(console, wide, columns)
+    random = any(row.weights == "random" for row in rows)
+    paths = write_table(out, "accuracy-wide", wide, columns, random)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _label_set_request(args):
+    """The label-error sets asked for, or None; the study is read before any scoring."""
+    from runner.score.label_tables import LabelSetRequest
+    from runner.score.labelsets import read_mturk
+
+    if not args.label_sets:
+        given = [flag for flag, value in (("--mturk", args.mturk), ("--as-published", args.as_published),
+                                          ("--partial", args.partial)) if value]
+        if given:
+            raise UserError(f"{given[0]} applies to label sets: give --label-set NAME too")
+        return None
+    if args.mturk is None:
+        raise UserError("--label-set needs the study: --mturk imagenet_mturk.json")
+    return LabelSetRequest(read_mturk(args.mturk), list(dict.fromkeys(args.label_sets)),
+                           args.as_published, args.partial)
+
+
+def _score_and_print(out: Location, console: Console, options=None, reference: str | None = None,
+                     label_sets=None, published: str | None = None) -> list[dict]:
+    """Score one run, print and write its tables; returns the plain rows."""
+    from runner.score.label_tables import score_label_sets
     from runner.score.reduce import LabelOptions, compare_with_reference, score
     from runner.score.results import print_table, write_results
+    from runner.score.shift_table import apply_published
 
     rows = score(out, options or LabelOptions())
+    for note in apply_published(rows, published) if published else []:
+        console.print(note, highlight=False)
     differ = compare_with_reference(rows, _read_csv(reference)) if reference else []
-    print_table(console, rows)
+    imagenet = all(row.dataset == "imagenet" for row in rows)
+    if label_sets and not imagenet:
+        console.print(f"label sets are of ImageNet's validation images: not applied to {out}")
+    tables = score_label_sets(out, rows, label_sets) if label_sets and imagenet else []
+    if len(tables) != 1:  # with one label set, its table is also the accuracy table
+        print_table(console, rows)
     if reference:
         console.print(f"{len(differ)} row(s) differ from {reference}" + (":" if differ else ""))
         for line in differ:
             console.print(f"  {line}", highlight=False)
-    paths = write_results(out, rows)
+    paths = [] if len(tables) == 1 else write_results(out, rows)
+    for table in tables:
+        print_table(console, table.rows, f"kpbench accuracy, label set {table.name}")
+        for note in table.notes:
+            console.print(note, highlight=False)
+        paths += write_results(out, table.rows, f"accuracy-{table.name}", table.notes)
+        if len(tables) == 1:
+            paths += write_results(out, table.rows, "accuracy", table.notes)
     console.print("wrote " + ", ".join(str(p) for p in paths))
     return rows
 
@@ -283,7 +371,7 @@ def cmd_pack(args, console: Console) -> int:
     from runner.data.index import open_dataset
     from runner.data.packed import pack_dataset
 
-    index = open_dataset(args.data, args.labels, args.classes)
+    index = open_dataset(args.data, args.labels, args.classes, args.dataset, args.subset_classes)
     with Progress(console=console, disable=not console.is_terminal) as progress:
         task = progress.add_task("packing", total=len(index))
         parts = pack_dataset(index, args.uri, args.rows_per_file,

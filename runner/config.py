@@ -24,7 +24,10 @@ from pydantic import (
 )
 
 from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
+from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
+
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,14 @@ class RunConfig(BaseModel):
     classes: str | None = Field(None, description=(
         "full class list, when the data names only some classes: `imagenet_class_index.json` "
         "or one WordNet id per line"
+    ))
+    dataset: Annotated[DatasetName | None, OptionHints(
+        unset="recognised from the class folders, else imagenet", metavar="NAME")] = Field(
+        None, description="which test set the data is: ImageNet, or a distribution-shift set "
+        "(docs/accuracy.md)")
+    subset_classes: str | None = Field(None, description=(
+        "the 200 classes of ImageNet-A or -R (a CSV with a `wnid` column, or one WordNet id per "
+        "line), when timm is not installed to give them"
     ))
     out: str = Field("runs/default", description=(
         "run folder, a local path or an object-store URI (`s3://bucket/prefix`, `gs://...`): "

@@ -72,6 +72,9 @@ class PairIdentity(BaseModel):
     seed: int
     forward_batch: int
     timm_version: str | None = None  # timm entries: the installed timm (it builds and loads them)
+    # the test set, when not ImageNet (runner.data.shift), and the classes it is scored over
+    dataset_name: str = "imagenet"
+    subset: tuple[int, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -87,6 +90,8 @@ class DatasetSummary(Keyed):
     images: int
     classes: int | None = None
     fingerprint: str | None = None
+    name: str = "imagenet"  # which test set (runner.data.shift.DATASETS)
+    subset: list[int] | None = None  # the classes an A/R-style set is scored over
 
 
 class RecordedSpec(Keyed):
@@ -209,6 +214,15 @@ PREDICTION_SCHEMA = pa.schema(
         _field("error", pa.string(), "why the image could not be read; null when ok"),
     ]
 )
+# Sets scored over a class subset (ImageNet-A/-R and their -clean baselines) add these: the
+# argmax over the subset can differ from the 1000-class one, so it is stored, not derived.
+SUBSET_FIELDS = [
+    _field("subset_top5_class", pa.list_(pa.int32(), TOP_K),
+           "the 5 most probable classes of the dataset's class subset (1000-class indices), most "
+           "probable first; null when status=error"),
+    _field("subset_top5_prob", pa.list_(pa.float32(), TOP_K),
+           "their probabilities in the 1000-class softmax, same order; null when status=error"),
+]
 
 
 def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +230,14 @@ def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.nda
     (ties: lower class index first, so the order is deterministic)."""
     classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return classes.astype(np.int32), np.take_along_axis(probabilities, classes, axis=1)
+
+
+def subset_top_k(probabilities: np.ndarray, subset, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """top_k over the classes in `subset` only, as 1000-class indices: the prediction of a
+    model scored over a class subset (the argmax over those classes)."""
+    subset = np.asarray(subset)
+    classes, probs = top_k(probabilities[:, subset], k)
+    return subset[classes].astype(np.int32), probs
 
 
 def predictions_table(
@@ -226,27 +248,39 @@ def predictions_table(
     classes: np.ndarray,
     probs: np.ndarray,
     provenance: Provenance,
+    subset_top: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Build a predictions table, one row per image. `errors[i]` is None when image i was
-    read; `classes`/`probs` hold the top-k of the readable images, in row order."""
+    read; `classes`/`probs` hold the top-k of the readable images, in row order, and
+    `subset_top` the same over the dataset's class subset (SUBSET_FIELDS), if it has one."""
     ok = np.array([error is None for error in errors], dtype=bool)
     if ok.sum() != len(classes) or len(classes) != len(probs):
         raise ValueError("one top-k row is needed per readable image")
-    full_classes = np.zeros((len(ok), TOP_K), np.int32)
-    full_probs = np.zeros((len(ok), TOP_K), np.float32)
-    full_classes[ok], full_probs[ok] = classes, probs
     missing = pa.array(~ok)
     arrays = [
         pa.array(image_ids, pa.string()),
         pa.array(positions, pa.int64()),
         pa.array(labels, pa.int32()),
-        _fixed_list(full_classes, pa.int32(), missing),
-        _fixed_list(full_probs, pa.float32(), missing),
+        *_top_columns(classes, probs, ok, missing),
         pa.array(np.where(ok, STATUS_OK, STATUS_ERROR), pa.string()),
         pa.array(errors, pa.string()),
     ]
-    table = pa.Table.from_arrays(arrays, schema=PREDICTION_SCHEMA)
+    schema = PREDICTION_SCHEMA
+    if subset_top is not None:
+        arrays += _top_columns(*subset_top, ok, missing)
+        schema = pa.schema([*schema, *SUBSET_FIELDS])
+    table = pa.Table.from_arrays(arrays, schema=schema)
     return table.replace_schema_metadata({PROVENANCE_KEY: provenance.to_json()})
+
+
+def _top_columns(classes: np.ndarray, probs: np.ndarray, ok: np.ndarray,
+                 missing: pa.Array) -> list[pa.Array]:
+    """Top-k classes and probabilities of the readable rows as two list columns (null lists
+    on the rows that could not be read)."""
+    full_classes = np.zeros((len(ok), TOP_K), np.int32)
+    full_probs = np.zeros((len(ok), TOP_K), np.float32)
+    full_classes[ok], full_probs[ok] = classes, probs
+    return [_fixed_list(full_classes, pa.int32(), missing), _fixed_list(full_probs, pa.float32(), missing)]
 
 
 def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> pa.Array:
@@ -350,8 +384,10 @@ def load_pair(folder: LocationLike, image_ids: bool = False,
     provenances = read_provenances(files)
     if len({p.pair_key for p in provenances}) > 1:
         raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
-    columns = ["position", "label", "top5_class", "status"]
-    columns += (["image_id"] if image_ids else []) + (["top5_prob"] if probabilities else [])
+    # a set scored over a class subset (ImageNet-A/-R) is scored on its subset top-5
+    prefix = "subset_" if provenances and provenances[0].dataset.subset else ""
+    columns = ["position", "label", f"{prefix}top5_class", "status"]
+    columns += (["image_id"] if image_ids else []) + ([f"{prefix}top5_prob"] if probabilities else [])
     with folder.io("read"):
         table = (pq.read_table([f.path for f in files], columns=columns, filesystem=folder.filesystem)
                  if files else PREDICTION_SCHEMA.empty_table())
@@ -366,10 +402,10 @@ def load_pair(folder: LocationLike, image_ids: bool = False,
         failure=read_failure(folder),
         positions=positions,
         labels=table["label"].to_numpy()[order],
-        top=_matrix(table["top5_class"], -1)[order],
+        top=_matrix(table[f"{prefix}top5_class"], -1)[order],
         ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
         image_ids=table["image_id"].take(order) if image_ids else None,
-        probs=_matrix(table["top5_prob"], np.nan)[order] if probabilities else None,
+        probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
         seconds=sum(seconds) if provenances and None not in seconds else None,
     )
 

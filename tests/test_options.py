@@ -15,6 +15,8 @@ FLAG_CASES = {
     "data": (["--data", "val"], "val"),
     "labels": (["--labels", "l.csv"], "l.csv"),
     "classes": (["--classes", "c.txt"], "c.txt"),
+    "dataset": (["--dataset", "imagenet-a"], "imagenet-a"),
+    "subset_classes": (["--subset-classes", "a.csv"], "a.csv"),
     "out": (["--out", "runs/x"], "runs/x"),
     "s3_endpoint": (["--s3-endpoint", "http://127.0.0.1:9000"], "http://127.0.0.1:9000"),
     "models": (["--models", "resnet18", "keras/*"], ["resnet18", "keras/*"]),

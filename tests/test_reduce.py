@@ -13,11 +13,12 @@ from runner.score.rows import COLUMNS
 from .helpers import write_pair
 
 BASE_COLUMNS = {
-    "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
+    "dataset", "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
     "weights", "protocol", "family", "arch", "model_set", "params", "gflops", "img_size",
     "crop_pct", "interpolation", "published_acc1", "published_acc5", "published_delta1",
     "published_delta5", "published_source",
-    "batch_mode", "batch_size", "images_per_s", "device", "status", "failure", "sanity",
+    "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
+    "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier", "tier_p_above", "sanity",
 }
 
 

@@ -74,6 +74,7 @@ def pack_dataset(index: DatasetIndex, uri: str, rows_per_file: int, progress=Non
         if progress:
             progress(len(records))
     manifest = {"format": 1, "images": len(index), "layout": index.layout, "source": index.root,
+                "dataset": index.name,
                 "fingerprint": index.fingerprint, "classes": list(index.classes), "parts": parts}
     with filesystem.open_output_stream(_join(base, MANIFEST)) as stream:
         stream.write(json.dumps(manifest, indent=1).encode())
@@ -105,7 +106,7 @@ def open_packed(uri: str) -> DatasetIndex:
     if [r.position for r in records] != list(range(manifest["images"])):
         raise UserError(f"{uri}: the pack's parts do not hold positions 0..{manifest['images'] - 1}")
     return DatasetIndex(uri, f"packed {manifest['layout']}", tuple(manifest["classes"]),
-                        tuple(records), manifest["fingerprint"])
+                        tuple(records), manifest["fingerprint"], manifest.get("dataset", "imagenet"))
 
 
 def read_packed_images(location: str, rows: list[int]) -> list[bytes]:

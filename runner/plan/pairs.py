@@ -47,7 +47,7 @@ class PairPlan:
 def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     """Everything that can be checked before Ray starts; raises UserError."""
     specs = load_catalog().with_user_catalogs(cfg.catalog).select(cfg.models, cfg.frameworks)
-    dataset = open_dataset(cfg.data, cfg.labels, cfg.classes)
+    dataset = open_dataset(cfg.data, cfg.labels, cfg.classes, cfg.dataset, cfg.subset_classes)
     check_writable(Location.of(cfg.out, cfg.s3_endpoint))
     shards = dataset.shards(cfg.shard_size)
     run_id = uuid.uuid4().hex[:12]
@@ -75,6 +75,8 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         forward_batch=forward_batch,
         # timm's code builds and loads timm entries: its version matters for them only
         timm_version=importlib.metadata.version("timm") if spec.source == "timm" else None,
+        dataset_name=dataset.name,
+        subset=dataset.subset,
     )
     return PairJob(
         spec=spec,

@@ -2,6 +2,8 @@
 
 Works across Keras modes, protocols and reruns: rows are matched by dataset position.
 Probabilities are compared for classes in both top-5 lists (the files keep only the top 5).
+An exact McNemar test on top-1 correctness (runner.score.stats) says whether the accuracy
+difference is more than chance: over the images both read, how many only A and only B got right.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from runner.errors import UserError
 from runner.outputs import LocationLike
 from runner.predictions import Keyed, PairPredictions, load_pair, pair_folders
 from runner.score.reduce import accuracy
+from runner.score.stats import Hits, mcnemar
 
 
 class CompareRow(Keyed):
@@ -30,11 +33,16 @@ class CompareRow(Keyed):
     max_prob_diff: float  # largest probability change of a class in both top-5 lists
     acc1_diff: float
     acc5_diff: float
+    # exact McNemar test of the top-1 difference, over the images both read
+    only_a_right: int  # right in A only
+    only_b_right: int  # right in B only
+    mcnemar_p: float  # two-sided; 1.0 when no image separates the runs
     identical: bool  # the same rows, statuses, classes and probabilities
 
 
 SHOWN = ("framework", "model", "images", "top1_agreement", "top5_set_agreement", "top1_changed",
-         "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
+         "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right", "only_b_right", "mcnemar_p",
+         "identical")
 
 
 def compare_runs(run_a: LocationLike, run_b: LocationLike) -> list[CompareRow]:
@@ -73,6 +81,7 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         and np.array_equal(probs_a, probs_b)
     )
     images = int(both.sum())
+    test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
     return CompareRow(
         framework=a.provenance.framework,
         model=a.provenance.model,
@@ -85,6 +94,9 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         max_prob_diff=float(gaps.max()) if gaps.size else 0.0,
         acc1_diff=acc1_b - acc1_a,
         acc5_diff=acc5_b - acc5_a,
+        only_a_right=test.only_a,
+        only_b_right=test.only_b,
+        mcnemar_p=test.pvalue,
         identical=bool(identical),
     )
 
@@ -109,7 +121,7 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
 
 
 def _fmt(column: str, value) -> str:
-    if column == "max_prob_diff":
+    if column in ("max_prob_diff", "mcnemar_p"):
         return f"{value:.3g}"
     if isinstance(value, float):
         return f"{value:+.2f}" if column.endswith("_diff") else f"{value:.2f}"

@@ -27,7 +27,9 @@ from runner.errors import UserError
 from runner.outputs import Location, LocationLike
 from runner.predictions import PairPredictions, PairRecord, load_pair, pair_folders
 from runner.sanity import read_status as read_sanity_status
+from runner.score.columns import join_columns, row_key
 from runner.score.rows import RANKED, ScoreRow
+from runner.score.stats import Hits, significance_columns
 
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
 
@@ -84,18 +86,22 @@ def _integer_vector(values: np.ndarray, name: str) -> np.ndarray:
 
 
 def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
-    """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first)."""
+    """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first),
+    with intervals and tiers (runner.score.stats)."""
     sets = real_label_sets(options.real) if options.real is not None else None
-    rows = []
+    rows, hits = [], {}
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=sets is not None)
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
-            rows.append(_score(pair, options, sets, read_sanity_status(folder)))
+            key = (pair.record.framework, pair.record.model)
+            row, hits[key] = _score(pair, options, sets, read_sanity_status(folder))
+            rows.append(row)
     if not rows:
         raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
-    for column, rank_column in RANKED.items():
+    for column, rank in RANKED.items():
         if column in rows[0]:
-            _rank(rows, column, rank_column)
+            rank_column(rows, column, rank)
+    join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
     rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model))
     return rows
 
@@ -108,11 +114,12 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
 
 
-def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray | None,
-           sanity: str | None) -> ScoreRow:
+def _score(pair: PairPredictions, options: LabelOptions,
+           real_sets: np.ndarray | None, sanity: str | None) -> tuple[ScoreRow, Hits]:
+    """The row, and the per-image correctness behind acc1/acc5."""
     record, run = pair.record, pair.provenance  # run: None when the pair failed before any file
     num_images = record.dataset.images
-    figures = _figures(pair, num_images, options)
+    figures, hits = _figures(pair, num_images, options)
     if real_sets is not None:
         figures["real_acc1"], figures["real_acc5"] = _real_accuracy(pair, record, real_sets)
     published = _published(record)
@@ -121,6 +128,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
     return ScoreRow(
         framework=record.framework, model=record.model, **figures,
         images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
+        dataset=record.dataset.name,
         weights=record.weights, sanity=sanity, protocol=_protocol(record),
         family=record.spec.family if record.spec else None,
         **_catalog_facts(record),
@@ -134,11 +142,13 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         device=run.device if run else None,
         status="failed" if pair.failure else ("incomplete" if missing else "ok"),
         failure=pair.failure.reason if pair.failure else None,
-    )
+    ), hits
 
 
-def _figures(pair: PairPredictions, num_images: int, options: LabelOptions) -> dict[str, float]:
-    """acc1 and acc5, and cacc1 and cacc5 when label options are given (see the module doc)."""
+def _figures(pair: PairPredictions, num_images: int,
+             options: LabelOptions) -> tuple[dict[str, float], Hits]:
+    """acc1 and acc5, and cacc1 and cacc5 when label options are given (see the module doc);
+    and the per-image correctness behind acc1/acc5."""
     ok, top, labels = pair.ok, pair.top, pair.labels
     mask = options.mask(num_images)
     custom = options.custom_by_position(num_images, mask)
@@ -149,7 +159,7 @@ def _figures(pair: PairPredictions, num_images: int, options: LabelOptions) -> d
         selected = ok & in_mask
         true = (custom[pair.positions] if custom is not None else labels)[selected]
         figures.update(zip(("cacc1", "cacc5"), accuracy(top[selected], true), strict=True))
-    return figures
+    return figures, Hits.of(pair.positions[plain], top[plain], labels[plain])
 
 
 def _protocol(record: PairRecord) -> str:
@@ -167,7 +177,7 @@ def _difference(measured: float, published: float | None) -> float | None:
     return measured - published
 
 
-def _val_numbers(image_ids) -> np.ndarray:
+def validation_numbers(image_ids) -> np.ndarray:
     """0-based ImageNet validation file number of each image id, -1 where it has none."""
     matched = pc.extract_regex(image_ids, _VAL_FILE_PATTERN)
     digits = pc.struct_field(matched, "number")
@@ -184,7 +194,7 @@ def real_label_sets(real: list[list[int]]) -> np.ndarray:
 
 
 def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) -> tuple[float, float]:
-    numbers = _val_numbers(pair.image_ids)
+    numbers = validation_numbers(pair.image_ids)
     if (numbers < 0).any():
         raise UserError(
             f"ReaL labels match rows by ImageNet file name (ILSVRC2012_val_<n>.JPEG), but "
@@ -222,8 +232,8 @@ def _catalog_facts(record: PairRecord) -> dict:
 def _published(record: PairRecord) -> tuple[float | None, float | None, str | None]:
     """The figure to compare with: the 2019 table under its protocol, else the framework's own."""
     spec = record.spec
-    if spec is None:
-        return None, None, None
+    if spec is None or record.dataset.name != "imagenet":
+        return None, None, None  # the catalog's figures are ImageNet's (--published: timm's)
     if record.protocol == "northcutt2019":
         figures, source = spec.published.get("northcutt2019"), "northcutt2019 table"
     else:
@@ -232,13 +242,13 @@ def _published(record: PairRecord) -> tuple[float | None, float | None, str | No
     return (figures[0], figures[1], source) if figures else (None, None, None)
 
 
-def _rank(rows: list[ScoreRow], column: str, rank_column: str) -> None:
-    """1 = best over all rows; equal accuracies share the better rank, as in the 2019 table.
-    A model with no readable image (NaN) gets no rank."""
+def rank_column(rows: list[ScoreRow], column: str, rank: str) -> None:
+    """Rank rows on `column` into `rank`: 1 = best over all rows; equal accuracies share the
+    better rank, as in the 2019 table. A model with no readable image (NaN) gets no rank."""
     values = [row[column] for row in rows if not math.isnan(row[column])]
     for row in rows:
         value = row[column]
-        setattr(row, rank_column, None if math.isnan(value) else 1 + sum(o > value for o in values))
+        setattr(row, rank, None if math.isnan(value) else 1 + sum(o > value for o in values))
 
 
 def compare_with_reference(rows: list[ScoreRow], reference: list[dict]) -> list[str]:

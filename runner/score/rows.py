@@ -12,7 +12,8 @@ class ScoreRow(Keyed):
     """One (framework, model). Accuracies are percentages over the images the model could read
     (NaN when there are none). Columns with a default appear in the files only when they were
     set: the cleaned figures with --omit/--keep/--custom-labels, ReaL with --real, the reference
-    ones with --reference (on the rows the reference has)."""
+    ones with --reference (on the rows the reference has). A label-set table's rows
+    (runner.score.label_tables) have `label_set` and `cimages`, and no published figures."""
 
     framework: str
     model: str
@@ -28,7 +29,8 @@ class ScoreRow(Keyed):
     real_acc1: float | None = None
     real_acc5: float | None = None  # a top-5 class in the image's ReaL set
     real_rank1: int | None = None
-    images: int  # readable images
+    images: int  # readable images (label sets: the images behind acc1/acc5)
+    cimages: int | None = None  # label sets: the images behind cacc1/cacc5
     errors: int  # unreadable images
     missing: int  # dataset images without a row (an unfinished or failed run)
     weights: str
@@ -42,12 +44,29 @@ class ScoreRow(Keyed):
     img_size: int | None = None  # side of the model input
     crop_pct: float | None = None  # center crop / resized shorter side (1 for a squash), as timm
     interpolation: str | None = None
+    dataset: str = "imagenet"  # the test set (runner.data.shift)
+    label_set: str | None = None  # the label-error set (runner.score.labelsets)
+    # 95% Clopper-Pearson intervals (percent) and the tier of the Acc@1 ranking: 1 = best, a
+    # new tier where an exact McNemar test separates neighbours (runner.score.stats); the
+    # p-value against the model ranked just above. The c-prefixed ones: cAcc, label sets.
+    tier: int | None = None
+    acc1_ci_low: float | None = None
+    acc1_ci_high: float | None = None
+    acc5_ci_low: float | None = None
+    acc5_ci_high: float | None = None
+    tier_p_above: float | None = None
+    ctier: int | None = None
+    cacc1_ci_low: float | None = None
+    cacc1_ci_high: float | None = None
+    cacc5_ci_low: float | None = None
+    cacc5_ci_high: float | None = None
+    ctier_p_above: float | None = None
     # the published figure under this protocol, and measured minus it (percentage points)
-    published_acc1: float | None
-    published_acc5: float | None
-    published_delta1: float | None
-    published_delta5: float | None
-    published_source: str | None
+    published_acc1: float | None = None
+    published_acc5: float | None = None
+    published_delta1: float | None = None
+    published_delta5: float | None = None
+    published_source: str | None = None
     # --reference: its figures, and measured (to two decimals) minus them
     reference_acc1: float | None = None
     reference_acc5: float | None = None
