@@ -3,7 +3,9 @@
 # Docker (docs/docker-and-clusters.md): IMAGE (set: `make run` runs in that image instead of
 # .venv; `make build`/`build-cpu` tag it, default kpbench:gpu / kpbench:cpu), GPUS (docker --gpus,
 # default all, none for an image named *cpu*), TORCH_CACHE and KERAS_CACHE (host weights caches,
-# mounted read-only), SHM_SIZE (/dev/shm for Ray's object store), DOCKER.
+# mounted read-only), SHM_SIZE (/dev/shm for Ray's object store), DOCKER (docker or podman),
+# BASE_IMAGE (build on it instead of the Dockerfiles' pinned base), BUILD_FLAGS (more build flags).
+# Images without a registry, and their tests: docs/images.md.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -19,10 +21,13 @@ GPUS   ?= $(if $(findstring cpu,$(IMAGE)),,all)
 TORCH_CACHE ?= $(or $(TORCH_HOME),$(HOME)/.cache/torch)
 KERAS_CACHE ?= $(or $(KERAS_HOME),$(HOME)/.keras)
 SHM_SIZE    ?= 4g
+BASE_IMAGE  ?=
+BUILD_FLAGS ?=
 
 RUN_FLAGS = --config $(CONFIG) --out $(OUT) $(if $(DATA),--data $(DATA)) $(if $(MODELS),--models $(MODELS))
 
-.PHONY: setup run score test test-slow test-all-models catalog docs bench lint lock build build-cpu weights sample-data clean clean-venv
+.PHONY: setup run score test test-slow test-all-models catalog docs bench lint lock build build-cpu base-image \
+	test-image test-image-gpu weights sample-data clean clean-venv
 
 # The stamp is newer than the pin file once installed, so a second `make` installs nothing.
 $(STAMP): requirements.txt pyproject.toml
@@ -44,8 +49,10 @@ run: $(STAMP) $(SAMPLE)/classes.txt
 else
 # In the image, as the calling user: the config at /work/run.yaml (paths in it relative to /work),
 # ./data and ./configs at /work/data and /work/configs, DATA at /data (read-only), OUT at /out, the
-# weights caches read-only at /cache/{torch,keras} (the entrypoint mirrors them writable).
-DOCKER_RUN = $(DOCKER) run --rm --user $$(id -u):$$(id -g) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
+# weights caches read-only at /cache/{torch,keras} (the entrypoint mirrors them writable). As root,
+# as the image's own user (uid 1000) instead, to whom ./data and OUT are given.
+AS_ROOT := $(filter 0,$(shell id -u))
+DOCKER_RUN = $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):$$(id -g)) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
 	$(if $(GPUS),--gpus $(GPUS)) \
 	-v $(CURDIR)/data:/work/data -v $(CURDIR)/configs:/work/configs:ro \
 	-v $(abspath $(CONFIG)):/work/run.yaml:ro -v $(abspath $(OUT)):/out \
@@ -55,6 +62,7 @@ DOCKER_RUN = $(DOCKER) run --rm --user $$(id -u):$$(id -g) -e HOME=/tmp --shm-si
 	$(IMAGE)
 run:
 	mkdir -p data $(OUT)
+	$(if $(AS_ROOT),chown "$$($(DOCKER) run --rm --entrypoint id $(IMAGE) -u)" data $(OUT))
 	$(if $(DATA),,test -f $(SAMPLE)/classes.txt || $(DOCKER_RUN) sample-data $(SAMPLE))
 	$(DOCKER_RUN) run --config /work/run.yaml --out /out $(if $(DATA),--data /data) $(if $(MODELS),--models $(MODELS))
 endif
@@ -74,11 +82,31 @@ lint: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/python docker/locks.py lock
 
+# podman needs --format docker, or it ignores SHELL and RUN steps lose `bash -o pipefail`.
+DOCKER_BUILD = $(strip $(DOCKER) build $(if $(findstring podman,$(notdir $(DOCKER))),--format docker) \
+	$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(BUILD_FLAGS))
+
 build:
-	$(DOCKER) build -f docker/Dockerfile -t $(or $(IMAGE),kpbench:gpu) .
+	$(DOCKER_BUILD) -f docker/Dockerfile -t $(or $(IMAGE),kpbench:gpu) .
 
 build-cpu:
-	$(DOCKER) build -f docker/Dockerfile.cpu -t $(or $(IMAGE),kpbench:cpu) .
+	$(DOCKER_BUILD) -f docker/Dockerfile.cpu -t $(or $(IMAGE),kpbench:cpu) .
+
+# A stand-in for the pinned base, from a Debian mirror (root, debootstrap): the air-gapped route.
+base-image:
+	DOCKER=$(IMAGE_ENGINE) docker/base-image.sh
+
+# Build the image, run the smoke config in it and in .venv, require identical predictions and the
+# lock's package versions (docker/test-image.sh; CI runs test-image, test-image-gpu is slower).
+# DOCKER unset: whichever of docker and podman works, podman installed with apt if need be.
+IMAGE_ENGINE = $(if $(filter file,$(origin DOCKER)),,$(DOCKER))
+TEST_IMAGE = DOCKER=$(IMAGE_ENGINE) IMAGE=$(IMAGE) BASE_IMAGE=$(BASE_IMAGE) BUILD_FLAGS="$(BUILD_FLAGS)" BIN=$(BIN) \
+	CONFIG=$(CONFIG) MAKE=$(MAKE) docker/test-image.sh
+test-image: $(STAMP) $(SAMPLE)/classes.txt
+	$(TEST_IMAGE) cpu
+
+test-image-gpu: $(STAMP) $(SAMPLE)/classes.txt
+	$(TEST_IMAGE) gpu
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
@@ -88,9 +116,12 @@ test-slow: $(STAMP)
 test-all-models: $(STAMP)
 	$(BIN)/pytest -m all_models --durations=0 tests/test_zoo.py
 
-# Regenerate runner/catalog/torchvision.yaml from the installed torchvision (after an upgrade).
+# Regenerate runner/catalog/torchvision.yaml and timm.yaml from the installed torchvision and timm
+# (after an upgrade); TIMM_RESULTS: timm's results/results-imagenet.csv (docs/models.md).
+TIMM_RESULTS ?= ../shared/reference/timm/results-imagenet.csv
 catalog: $(STAMP)
 	$(BIN)/python -m runner.catalog.generate --write
+	$(BIN)/python -m runner.catalog.timm --results $(TIMM_RESULTS) --write
 	$(BIN)/python -m runner.catalog.docs
 
 # Regenerate the generated docs: docs/configuration.md from RunConfig in runner/config.py (after

@@ -2,6 +2,7 @@
 
     python docker/locks.py lock     # `make lock`: regenerate docker/*.lock (uv, hashes, Linux x86_64)
     python docker/locks.py check    # every version in the locks, Dockerfiles and manifests agrees
+    ... pip list --format=freeze | python docker/locks.py installed LOCK   # an image against its lock
 
 Nobody edits the locks or a second pin list. `lock` takes requirements.txt's runtime pins (the lines
 above TOOLING_MARKER), applies each image's substitutions (IMAGES), adds the build-system requirement
@@ -54,6 +55,8 @@ LOCK_ENTRY_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s
 TARGET_RE = re.compile(r"^# target: python (\S+), (\S+); input sha256: ([0-9a-f]{64})$", re.M)
 VERSION_ARG_RE = re.compile(r"^(?:ARG|ENV)\s+([A-Z0-9_]+)_VERSION=\"?([^\s\"]+)\"?", re.M)
 REQUIRE_CUDA_RE = re.compile(r"NVIDIA_REQUIRE_CUDA=\"?cuda>=(\d+)\.(\d+)")
+# In an image besides its lock: the base image's pip (and wheel, in python:3.11 images) and kpbench.
+UNLOCKED = {"pip", "wheel", "kpbench"}
 
 
 def normalize(name: str) -> str:
@@ -259,6 +262,17 @@ def check(root: Path = ROOT) -> list[str]:
     return problems
 
 
+def compare_installed(lock_text: str, freeze: str) -> list[str]:
+    """How the packages installed in an image (`pip list --format=freeze`) differ from its lock."""
+    locked, installed = read_lock(lock_text), read_lock(freeze)
+    problems = [f"{name}: locked {version}, installed {installed.get(name, '(absent)')}"
+                for name, version in sorted(locked.items()) if installed.get(name) != version]
+    problems += [f"{name}=={version} is installed but not locked"
+                 for name, version in sorted(installed.items())
+                 if name not in locked and name not in UNLOCKED]
+    return problems
+
+
 def _split_source(split_name: str) -> str:
     return next(source for source, (split, _) in GPU_SPLIT.items() if split == split_name)
 
@@ -289,7 +303,15 @@ def main(argv: list[str]) -> int:
         for problem in problems:
             print(problem)
         return 1 if problems else 0
-    print("usage: python docker/locks.py lock|check", file=sys.stderr)
+    if len(argv) == 2 and argv[0] == "installed":
+        lock_name = argv[1]
+        problems = compare_installed((ROOT / "docker" / lock_name).read_text(), sys.stdin.read())
+        for problem in problems:
+            print(f"docker/{lock_name}: {problem}")
+        if not problems:
+            print(f"the image's packages are exactly docker/{lock_name}")
+        return 1 if problems else 0
+    print("usage: python docker/locks.py lock|check|installed LOCK", file=sys.stderr)
     return 2
 
 

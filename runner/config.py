@@ -20,10 +20,14 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 
 from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
+from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
+
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class OptionHints:
     unset: str = "none"  # what a None default means ("detected", "all", ...)
     metavar: str | None = None  # the value's name in --help, when the flag's is not apt
     parse: Callable[[str], object] | None = None  # argparse type, when the field's does not fit
+    repeatable: bool = False  # a list flag that may also be given several times
 
 
 def replica_count(value: str) -> int | str:
@@ -58,7 +63,24 @@ class RunConfig(BaseModel):
         "full class list, when the data names only some classes: `imagenet_class_index.json` "
         "or one WordNet id per line"
     ))
-    out: str = Field("runs/default", description="run folder: predictions/ and results/ go there")
+    dataset: Annotated[DatasetName | None, OptionHints(
+        unset="recognised from the class folders, else imagenet", metavar="NAME")] = Field(
+        None, description="which test set the data is: ImageNet, or a distribution-shift set "
+        "(docs/accuracy.md)")
+    subset_classes: str | None = Field(None, description=(
+        "the 200 classes of ImageNet-A or -R (a CSV with a `wnid` column, or one WordNet id per "
+        "line), when timm is not installed to give them"
+    ))
+    out: str = Field("runs/default", description=(
+        "run folder, a local path or an object-store URI (`s3://bucket/prefix`, `gs://...`): "
+        "predictions/ and results/ go there (docs/object-storage.md)"
+    ))
+    s3_endpoint: Annotated[str | None, OptionHints(unset="`AWS_ENDPOINT_URL`, else AWS",
+                                                   metavar="URL")] = Field(
+        None, pattern=r"^https?://", description=(
+            "S3-compatible store (MinIO, Ceph, ...) holding `s3://` run folders, such as "
+            "`http://minio:9000`; credentials still come from the standard chain"
+        ))
     models: Annotated[list[str], OptionHints(metavar="MODEL")] = Field(
         ["torchvision", "keras"], description=(
             "models to run: names, framework/name, globs (`'resnet*'`, `'*.IMAGENET1K_V2'`) or "
@@ -66,6 +88,11 @@ class RunConfig(BaseModel):
             "also repeats 34 of them under their 2019 names"
         ))
     frameworks: list[Framework] = Field(list(FRAMEWORKS), description="frameworks to run")
+    catalog: Annotated[list[str], OptionHints(metavar="FILE.yaml", repeatable=True)] = Field(
+        [], description=(
+            "your own models: catalog YAML files whose entries join the built-in ones "
+            "(docs/models.md); their builders are code you chose to run"
+        ))
     weights: Literal["pretrained", "random"] = Field("pretrained", description=(
         "pretrained, or random: fixed-seed random weights for smoke runs and tests"
     ))
@@ -121,6 +148,19 @@ class RunConfig(BaseModel):
     overwrite: bool = Field(False, description=(
         "replace predictions in the run folder that were made with another config"
     ))
+    sanity: bool = Field(True, description=(
+        "predict the sanity photos before each model starts on the dataset; off: the `sanity` "
+        "column says skipped (docs/models.md)"
+    ))
+    strict_sanity: bool = Field(False, description=(
+        "stop a model that fails the sanity check: status failed, and the run exits 1"
+    ))
+
+    @model_validator(mode="after")
+    def _strict_needs_the_check(self) -> RunConfig:
+        if self.strict_sanity and not self.sanity:
+            raise ValueError("strict_sanity needs the sanity check (drop --no-sanity / sanity: false)")
+        return self
 
 
 def load_config(path: str | None, overrides: dict) -> RunConfig:
@@ -153,5 +193,7 @@ def _one_line(exc: ValidationError, source: str) -> str:
         return f"{source}: unknown config key {key!r}{hint}"
     if error["type"] == "missing":
         return f"{source}: {key!r} is required"
+    if not key:  # a check across keys (RunConfig's model validators)
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {key}: {error['msg']} (got {error.get('input')!r}){more}"

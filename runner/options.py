@@ -90,6 +90,8 @@ class RunOption:
             kwargs["metavar"] = self.hints.metavar
         if self.hints.parse:
             style = {"type": self.hints.parse}
+        elif self.hints.repeatable:
+            style = {"action": "extend", "nargs": "+"}
         else:
             style = _value_style(self.kinds[0], self.item_words) if len(self.kinds) == 1 else None
         if style is None:
@@ -112,7 +114,7 @@ class RunOption:
         if isinstance(value, bool):
             return "on" if value else "off"
         if isinstance(value, list):
-            return ("," if self.item_words else " ").join(value)
+            return ("," if self.item_words else " ").join(value) or "none"
         return _number(value)
 
     def yaml_default(self) -> str:
@@ -134,7 +136,7 @@ class RunOption:
         if self.item_words:
             return f"`{self.flag} A,B`"
         if get_origin(self.kinds[0]) is list:
-            return f"`{self.flag} A B ...`"
+            return f"`{self.flag} A B ...`" + (" (repeatable)" if self.hints.repeatable else "")
         return f"`{self.flag}`"
 
     def type_text(self) -> str:
@@ -184,6 +186,12 @@ def run_options() -> list[RunOption]:
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     for option in run_options():
         parser.add_argument(option.flag, **option.argparse_kwargs())
+
+
+def add_shared_flag(parser: argparse.ArgumentParser, key: str) -> None:
+    """A run option that another command takes too, defined once (here, RunConfig's field)."""
+    option = RunOption(key, RunConfig.model_fields[key])
+    parser.add_argument(option.flag, **option.argparse_kwargs())
 
 
 def overrides(args: argparse.Namespace) -> dict:

@@ -2,7 +2,8 @@
 reading of a run's files back: everything about a predictions file in one place.
 
 Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
-pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path).
+pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path). OUT is a
+local folder or an object-store URI (runner/outputs.py: every file is written whole, once).
 One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file metadata.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runner.atomic import atomic_path
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike, check_bucket
 
 SCHEMA_VERSION = 1  # of the rows and the provenance; part of every pair_key
 TOP_K = 5
@@ -33,6 +34,7 @@ STATUS_ERROR = "error"
 # its folder, so the table shows it; the leading "_" keeps pyarrow.dataset and "*.parquet" globs
 # from reading it. A later successful run of the pair removes it.
 FAILURE_FILE = "_failed.json"
+READ_THREADS = 16  # files whose provenance is read at once (on object storage, a request or two each)
 
 
 class Keyed(BaseModel):
@@ -69,6 +71,10 @@ class PairIdentity(BaseModel):
     protocol: str
     seed: int
     forward_batch: int
+    timm_version: str | None = None  # timm entries: the installed timm (it builds and loads them)
+    # the test set, when not ImageNet (runner.data.shift), and the classes it is scored over
+    dataset_name: str = "imagenet"
+    subset: tuple[int, ...] | None = None
 
     @property
     def key(self) -> str:
@@ -84,6 +90,8 @@ class DatasetSummary(Keyed):
     images: int
     classes: int | None = None
     fingerprint: str | None = None
+    name: str = "imagenet"  # which test set (runner.data.shift.DATASETS)
+    subset: list[int] | None = None  # the classes an A/R-style set is scored over
 
 
 class RecordedSpec(Keyed):
@@ -93,6 +101,11 @@ class RecordedSpec(Keyed):
     model_config = ConfigDict(extra="allow")
 
     family: str | None = None
+    arch: str | None = None
+    model_set: str | None = None
+    num_params: int | None = None
+    gflops: float | None = None
+    recipes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # protocol -> Recipe fields
     published: dict[str, tuple[float, float | None] | None] = Field(default_factory=dict)
     documented_source: str | None = None
 
@@ -150,6 +163,9 @@ class Provenance(PairRecord):
     pid: int | None = None
     node_id: str | None = None
     gpu_ids: list[str] | None = None
+    # on a GPU: the NVIDIA driver and the CUDA version it provides (None: ran on CPU)
+    nvidia_driver: str | None = None
+    cuda: str | None = None
     actor_started: float | None = None
     # what ran it (the framework adapter)
     device: str | None = None
@@ -198,6 +214,15 @@ PREDICTION_SCHEMA = pa.schema(
         _field("error", pa.string(), "why the image could not be read; null when ok"),
     ]
 )
+# Sets scored over a class subset (ImageNet-A/-R and their -clean baselines) add these: the
+# argmax over the subset can differ from the 1000-class one, so it is stored, not derived.
+SUBSET_FIELDS = [
+    _field("subset_top5_class", pa.list_(pa.int32(), TOP_K),
+           "the 5 most probable classes of the dataset's class subset (1000-class indices), most "
+           "probable first; null when status=error"),
+    _field("subset_top5_prob", pa.list_(pa.float32(), TOP_K),
+           "their probabilities in the 1000-class softmax, same order; null when status=error"),
+]
 
 
 def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
@@ -205,6 +230,14 @@ def top_k(probabilities: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.nda
     (ties: lower class index first, so the order is deterministic)."""
     classes = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return classes.astype(np.int32), np.take_along_axis(probabilities, classes, axis=1)
+
+
+def subset_top_k(probabilities: np.ndarray, subset, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """top_k over the classes in `subset` only, as 1000-class indices: the prediction of a
+    model scored over a class subset (the argmax over those classes)."""
+    subset = np.asarray(subset)
+    classes, probs = top_k(probabilities[:, subset], k)
+    return subset[classes].astype(np.int32), probs
 
 
 def predictions_table(
@@ -215,27 +248,39 @@ def predictions_table(
     classes: np.ndarray,
     probs: np.ndarray,
     provenance: Provenance,
+    subset_top: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pa.Table:
     """Build a predictions table, one row per image. `errors[i]` is None when image i was
-    read; `classes`/`probs` hold the top-k of the readable images, in row order."""
+    read; `classes`/`probs` hold the top-k of the readable images, in row order, and
+    `subset_top` the same over the dataset's class subset (SUBSET_FIELDS), if it has one."""
     ok = np.array([error is None for error in errors], dtype=bool)
     if ok.sum() != len(classes) or len(classes) != len(probs):
         raise ValueError("one top-k row is needed per readable image")
-    full_classes = np.zeros((len(ok), TOP_K), np.int32)
-    full_probs = np.zeros((len(ok), TOP_K), np.float32)
-    full_classes[ok], full_probs[ok] = classes, probs
     missing = pa.array(~ok)
     arrays = [
         pa.array(image_ids, pa.string()),
         pa.array(positions, pa.int64()),
         pa.array(labels, pa.int32()),
-        _fixed_list(full_classes, pa.int32(), missing),
-        _fixed_list(full_probs, pa.float32(), missing),
+        *_top_columns(classes, probs, ok, missing),
         pa.array(np.where(ok, STATUS_OK, STATUS_ERROR), pa.string()),
         pa.array(errors, pa.string()),
     ]
-    table = pa.Table.from_arrays(arrays, schema=PREDICTION_SCHEMA)
+    schema = PREDICTION_SCHEMA
+    if subset_top is not None:
+        arrays += _top_columns(*subset_top, ok, missing)
+        schema = pa.schema([*schema, *SUBSET_FIELDS])
+    table = pa.Table.from_arrays(arrays, schema=schema)
     return table.replace_schema_metadata({PROVENANCE_KEY: provenance.to_json()})
+
+
+def _top_columns(classes: np.ndarray, probs: np.ndarray, ok: np.ndarray,
+                 missing: pa.Array) -> list[pa.Array]:
+    """Top-k classes and probabilities of the readable rows as two list columns (null lists
+    on the rows that could not be read)."""
+    full_classes = np.zeros((len(ok), TOP_K), np.int32)
+    full_probs = np.zeros((len(ok), TOP_K), np.float32)
+    full_classes[ok], full_probs[ok] = classes, probs
+    return [_fixed_list(full_classes, pa.int32(), missing), _fixed_list(full_probs, pa.float32(), missing)]
 
 
 def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> pa.Array:
@@ -243,26 +288,36 @@ def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> 
     return pa.FixedSizeListArray.from_arrays(flat, TOP_K, mask=null_mask)
 
 
-def shard_path(out: str | Path, framework: str, model: str, shard_index: int) -> Path:
+def shard_path(out: LocationLike, framework: str, model: str, shard_index: int) -> Location:
     return (
-        Path(out) / "predictions" / f"framework={framework}" / f"model={model}"
+        Location.of(out) / "predictions" / f"framework={framework}" / f"model={model}"
         / f"shard-{shard_index:05d}.parquet"
     )
 
 
-def write_shard(table: pa.Table, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+def write_shard(table: pa.Table, path: LocationLike) -> None:
+    """The finished file, written whole in one step (made in memory first)."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd")
+    Location.of(path).write_bytes(buffer.getvalue())
 
 
-def read_provenance(path: str | Path) -> Provenance:
-    metadata = pq.read_schema(path).metadata or {}
+def read_provenance(path: LocationLike) -> Provenance:
+    location = Location.of(path)
+    with location.io("read"):
+        metadata = pq.read_schema(location.path, filesystem=location.filesystem).metadata or {}
     if PROVENANCE_KEY not in metadata:
-        raise ValueError(f"{path} is not a kpbench predictions file (no provenance)")
-    return _validated(Provenance, metadata[PROVENANCE_KEY], path)
+        raise ValueError(f"{location} is not a kpbench predictions file (no provenance)")
+    return _validated(Provenance, metadata[PROVENANCE_KEY], location)
 
 
-def _validated(model: type[PairRecord], document: bytes | str, path: str | Path):
+def read_provenances(paths: Sequence[Location]) -> list[Provenance]:
+    """The provenance of each file, in order, read side by side."""
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        return list(pool.map(read_provenance, paths))
+
+
+def _validated(model: type[PairRecord], document: bytes | str, path: Location):
     try:
         return model.model_validate_json(document)
     except ValidationError as exc:
@@ -272,29 +327,32 @@ def _validated(model: type[PairRecord], document: bytes | str, path: str | Path)
                         f"({where}: {problem['msg']})") from None
 
 
-def record_failure(out: str | Path, job, reason: str) -> None:
+def record_failure(out: LocationLike, job, reason: str) -> None:
     failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason,
                       run_id=job.run_id, weights=job.weights, protocol=job.protocol,
                       dataset=job.dataset, spec=job.spec.model_dump(mode="json"))
-    with atomic_path(_failure_path(out, job)) as tmp:
-        tmp.write_text(failure.to_json())
+    _failure_path(out, job).write_text(failure.to_json())
 
 
-def clear_failure(out: str | Path, job) -> None:
-    _failure_path(out, job).unlink(missing_ok=True)
+def clear_failure(out: LocationLike, job) -> None:
+    _failure_path(out, job).delete()
 
 
-def _failure_path(out: str | Path, job) -> Path:
-    return shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE)
+def _failure_path(out: LocationLike, job) -> Location:
+    return shard_path(out, job.spec.framework, job.spec.name, 0).parent / FAILURE_FILE
 
 
-def read_failure(folder: Path) -> Failure | None:
-    path = folder / FAILURE_FILE
+def read_failure(folder: LocationLike) -> Failure | None:
+    path = Location.of(folder) / FAILURE_FILE
     return _validated(Failure, path.read_text(), path) if path.is_file() else None
 
 
-def pair_folders(out: str | Path) -> list[Path]:
-    return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
+def pair_folders(out: LocationLike) -> list[Location]:
+    """OUT/predictions/framework=*/model=*, in name order."""
+    predictions = Location.of(out) / "predictions"
+    check_bucket(predictions)  # a listing of a missing bucket is only empty
+    return [model for framework in predictions.folders("framework=*")
+            for model in framework.folders("model=*")]
 
 
 @dataclass(frozen=True)
@@ -318,15 +376,21 @@ class PairPredictions:
         return self.provenance if self.provenance is not None else self.failure
 
 
-def load_pair(folder: Path, image_ids: bool = False, probabilities: bool = False) -> PairPredictions:
+def load_pair(folder: LocationLike, image_ids: bool = False,
+              probabilities: bool = False) -> PairPredictions:
     """A (framework, model) folder's rows (sorted by position), provenance and failure file."""
-    files = sorted(folder.glob("*.parquet"))
-    provenances = [read_provenance(path) for path in files]
+    folder = Location.of(folder)
+    files = folder.files("*.parquet")
+    provenances = read_provenances(files)
     if len({p.pair_key for p in provenances}) > 1:
         raise UserError(f"{folder} mixes predictions from different configs; rerun with --overwrite")
-    columns = ["position", "label", "top5_class", "status"]
-    columns += (["image_id"] if image_ids else []) + (["top5_prob"] if probabilities else [])
-    table = pq.read_table(files, columns=columns) if files else PREDICTION_SCHEMA.empty_table()
+    # a set scored over a class subset (ImageNet-A/-R) is scored on its subset top-5
+    prefix = "subset_" if provenances and provenances[0].dataset.subset else ""
+    columns = ["position", "label", f"{prefix}top5_class", "status"]
+    columns += (["image_id"] if image_ids else []) + ([f"{prefix}top5_prob"] if probabilities else [])
+    with folder.io("read"):
+        table = (pq.read_table([f.path for f in files], columns=columns, filesystem=folder.filesystem)
+                 if files else PREDICTION_SCHEMA.empty_table())
     positions = table["position"].to_numpy()
     order = np.argsort(positions, kind="stable")
     positions = positions[order]
@@ -338,10 +402,10 @@ def load_pair(folder: Path, image_ids: bool = False, probabilities: bool = False
         failure=read_failure(folder),
         positions=positions,
         labels=table["label"].to_numpy()[order],
-        top=_matrix(table["top5_class"], -1)[order],
+        top=_matrix(table[f"{prefix}top5_class"], -1)[order],
         ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
         image_ids=table["image_id"].take(order) if image_ids else None,
-        probs=_matrix(table["top5_prob"], np.nan)[order] if probabilities else None,
+        probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
         seconds=sum(seconds) if provenances and None not in seconds else None,
     )
 

@@ -9,6 +9,9 @@ import ray
 
 from runner.data.sample import write_sample_dataset
 
+from .helpers import GROUND_TRUTH, NORTHCUTT, SHARED
+from .s3server import s3_server  # noqa: F401  (a fixture: a local S3 server, for the modules that ask)
+
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
@@ -34,3 +37,16 @@ def ray_two_fake_gpus():
 def local_ray():
     """A local Ray per test module, CPUs only."""
     yield from _local_ray()
+
+
+@pytest.fixture(scope="session")
+def imported_2019(tmp_path_factory) -> Path:
+    """The 2019 benchmark's 34 prediction files imported into a run folder (about 20 s)."""
+    from runner.score.import_npy import import_npy
+
+    if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
+        pytest.skip(f"2019 reference data not found under {SHARED}")
+    out = tmp_path_factory.mktemp("northcutt2019")
+    for framework in ("keras", "pytorch"):
+        import_npy(str(NORTHCUTT / f"{framework}_imagenet"), str(out), ground_truth=str(GROUND_TRUTH))
+    return out

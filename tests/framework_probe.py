@@ -201,27 +201,34 @@ def torch_preprocess_fidelity(framework: str, args: dict) -> dict:
     """Per entry: the largest |difference| between the tensor kpbench feeds the model (the
     entry's reference recipe, then the adapter's normalisation) and `weights.transforms()`
     applied to the same PIL image, over the given image files."""
-    import torch
     from torchvision.models import get_weight
 
     from runner.catalog import load_catalog
     from runner.data.recipes import decode_rgb
-    from runner.frameworks.pytorch import to_input
 
     catalog = load_catalog()
+    images = [decode_rgb(path) for path in args["images"]]
     out = {}
     for name in args["entries"]:
         spec = catalog.get(f"pytorch/{name}")
-        recipe, transforms = spec.recipe("reference"), get_weight(spec.weights_id).transforms()
-        worst = 0.0
-        for path in args["images"]:
-            image = decode_rgb(path)
-            ours = to_input(recipe.apply(image)[None].copy(), spec.mean, spec.std)[0]
-            theirs = transforms(image)
-            assert ours.shape == theirs.shape, (name, ours.shape, theirs.shape)
-            worst = max(worst, float(torch.abs(ours - theirs).max()))
-        out[name] = worst
+        out[name] = _worst_input_difference(spec, get_weight(spec.weights_id).transforms(), images)
     return out
+
+
+def _worst_input_difference(spec, transform, images) -> float:
+    """The largest |difference| between the tensor kpbench feeds the model (the entry's reference
+    recipe, then the PyTorch adapter's normalisation) and `transform` of the same PIL images."""
+    import torch
+
+    from runner.frameworks.pytorch import to_input
+
+    recipe, worst = spec.recipe("reference"), 0.0
+    for image in images:
+        ours = to_input(recipe.apply(image)[None].copy(), spec.mean, spec.std)[0]
+        theirs = transform(image)
+        assert ours.shape == theirs.shape, (spec.name, ours.shape, theirs.shape)
+        worst = max(worst, float(torch.abs(ours - theirs).max()))
+    return worst
 
 
 def keras_preprocess_fidelity(framework: str, args: dict) -> dict:
@@ -258,6 +265,69 @@ def torchvision_catalog(framework: str, args) -> dict:
     return {"yaml": generate.render(), "weights": generate.all_weight_names()}
 
 
+def timm_catalog(framework: str, args: dict) -> dict:
+    """The timm catalog text the installed timm gives, with the given results file."""
+    from pathlib import Path
+
+    from runner.catalog import timm
+
+    return {"yaml": timm.render(Path(args["results"]))}
+
+
+def timm_preprocess_fidelity(framework: str, args: dict) -> dict:
+    """Per entry: the largest |difference| between kpbench's input tensor (the entry's reference
+    recipe, then the adapter's normalisation) and timm's own eval transform,
+    `create_transform(**resolve_data_config(pretrained_cfg=...))` (what resolve_data_config({},
+    model=m) gives, without building m), on the same PIL images."""
+    import torch
+    from timm.data import create_transform, resolve_data_config
+    from timm.models import get_pretrained_cfg
+
+    from runner.catalog import load_catalog
+    from runner.data.recipes import decode_rgb
+
+    torch.set_num_threads(1)  # many small tensors: threads only contend
+    catalog = load_catalog()
+    images = [decode_rgb(path) for path in args["images"]]
+    out = {}
+    for name in args["entries"]:
+        config = resolve_data_config(pretrained_cfg=get_pretrained_cfg(name).to_dict())
+        out[name] = _worst_input_difference(catalog.get(f"pytorch/{name}"),
+                                            create_transform(**config), images)
+    return out
+
+
+def timm_weights_offline(framework: str, args: dict) -> dict:
+    """With HF_HOME pointing at an empty cache and HF_HUB_OFFLINE=1: load an entry's pretrained
+    weights (the error), then put a stand-in in the Hugging Face cache layout (a random state
+    dict as model.safetensors under models--org--repo/snapshots/<rev>, with refs/main) and load
+    again through the adapter. Returns the error and checksums of the saved and loaded weights."""
+    from safetensors.torch import save_file
+
+    from runner.catalog import load_catalog
+    from runner.errors import WeightsUnavailable
+    from runner.frameworks import load_adapter, timm_zoo
+
+    spec = load_catalog().get(f"pytorch/{args['name']}")
+    try:
+        load_adapter(spec, "pretrained", 0, 1)
+        error = None
+    except WeightsUnavailable as exc:
+        error = str(exc)
+    folder, revision = timm_zoo.cached_weights_path(spec), "0" * 40
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    (folder / "snapshots" / revision).mkdir(parents=True)
+    state = timm_zoo.build(spec, pretrained=False).state_dict()
+    save_file(state, folder / "snapshots" / revision / "model.safetensors")
+    loaded = load_adapter(spec, "pretrained", 0, 1).model.state_dict()
+    return {"error": error, "saved": _checksum(state), "loaded": _checksum(loaded)}
+
+
+def _checksum(state: dict) -> float:
+    return float(sum(tensor.double().sum() for tensor in state.values() if tensor.is_floating_point()))
+
+
 def keras_applications(framework: str, args) -> list[str]:
     """Every model builder keras.applications exports."""
     import keras
@@ -277,6 +347,9 @@ CHECKS = {
     "keras_preprocess_fidelity": keras_preprocess_fidelity,
     "torchvision_catalog": torchvision_catalog,
     "keras_applications": keras_applications,
+    "timm_catalog": timm_catalog,
+    "timm_preprocess_fidelity": timm_preprocess_fidelity,
+    "timm_weights_offline": timm_weights_offline,
 }
 
 if __name__ == "__main__":

@@ -84,3 +84,30 @@ def test_missing_weights_offline_is_one_clear_error(tmp_path, framework, name):
     cache = tmp_path / ("torch/hub/checkpoints" if framework == "pytorch" else "keras/models")
     assert f"weights file {cache}/" in result["error"]
     assert "make weights" in result["error"] and "\n" not in result["error"]
+
+
+# Each architecture the 2019 benchmark ran in both frameworks, as (Keras name, PyTorch name).
+PAIRS_2019 = {("densenet121", "densenet121"), ("densenet169", "densenet169"),
+              ("densenet201", "densenet201"), ("resnet50", "resnet50"), ("vgg16", "vgg16"),
+              ("vgg19", "vgg19"), ("inceptionv3", "inception_v3")}
+
+
+def test_arch_pairs_the_same_network_across_frameworks():
+    for spec in CATALOG.specs:
+        if spec.model_set in ("northcutt2019", "torchvision", "keras"):
+            assert spec.arch, spec.key
+    keras = {s.arch: s.name for s in NORTHCUTT if s.framework == "keras"}
+    pytorch = {s.arch: s.name for s in NORTHCUTT if s.framework == "pytorch"}
+    assert {(keras[arch], pytorch[arch]) for arch in keras.keys() & pytorch.keys()} == PAIRS_2019
+    assert CATALOG.get("keras/ResNet50").arch == CATALOG.get("pytorch/resnet50.IMAGENET1K_V1").arch
+    assert CATALOG.get("keras/ResNet50V2").arch != CATALOG.get("keras/ResNet50").arch
+    # a 2019 entry and its twin under the framework's own name share the key
+    for spec in NORTHCUTT:
+        twin = (f"pytorch/{spec.builder}.IMAGENET1K_V1" if spec.framework == "pytorch"
+                else f"keras/{spec.builder}")
+        assert CATALOG.get(twin).arch == spec.arch, spec.key
+    # every Keras architecture that torchvision also has uses torchvision's builder name
+    builders = {s.builder for s in CATALOG.specs if s.framework == "pytorch"}
+    shared = {s.arch for s in CATALOG.specs if s.framework == "keras"} & builders
+    assert {"resnet50", "efficientnet_b0", "efficientnet_v2_s", "convnext_tiny", "mobilenet_v3_large",
+            "densenet121", "inception_v3", "vgg16"} <= shared

@@ -39,6 +39,8 @@ def test_changed_predictions_are_counted_and_named(tmp_path, capsys):
     assert row["acc5_diff"] == 25.0  # image 3's label 3 entered the top 5
     # probabilities are 0.5, 0.2, 0.1, 0.1, 0.1 by rank: class 1 moved from 0.5 to 0.2
     assert row["max_prob_diff"] == pytest.approx(0.3)
+    # McNemar: only A got image 1 right, nothing the other way; one image proves nothing
+    assert (row["only_a_right"], row["only_b_right"], row["mcnemar_p"]) == (1, 0, 1.0)
     assert main(["compare", str(a), str(b), "--require-identical"]) == 1
     out = capsys.readouterr().out
     assert "differs: pytorch/m: 1 changed top-1" in out and "keras/same" not in out.split("differs")[-1]
@@ -68,3 +70,17 @@ def test_figures_match_the_arrays_on_random_predictions(tmp_path):
     assert row["top1_changed"] == int((a[:, 0] != b[:, 0]).sum())
     assert row["top5_set_agreement"] == pytest.approx(
         100 * (np.sort(a, 1) == np.sort(b, 1)).all(1).mean())
+
+
+def test_mcnemar_between_two_runs_of_one_model(tmp_path, capsys):
+    labels = list(range(12))
+    right = [[label, 99, 98, 97, 96] for label in labels]
+    wrong = [[99, 98, 97, 96, 95]] * 12
+    write_pair(tmp_path / "a", "keras", "m", labels, right)
+    write_pair(tmp_path / "b", "keras", "m", labels, right[:2] + wrong[2:])
+    (row,) = compare_runs(tmp_path / "a", tmp_path / "b")
+    # 10 images only A got right: two-sided exact p = 2 / 2 ** 10
+    assert (row["only_a_right"], row["only_b_right"]) == (10, 0)
+    assert row["mcnemar_p"] == pytest.approx(2 / 1024)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "mcnemar_p" in capsys.readouterr().out

@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
 from runner.config import RunConfig
+from runner.outputs import is_uri
 
 from .helpers import ROOT
 
@@ -311,7 +313,8 @@ def _make_n(*args: str) -> str:
     if not shutil.which("make"):
         pytest.skip("make is not installed")
     overridable = {"IMAGE", "DATA", "OUT", "MODELS", "CONFIG", "GPUS", "DOCKER", "SHM_SIZE",
-                   "TORCH_CACHE", "KERAS_CACHE", "TORCH_HOME", "KERAS_HOME", "MAKEFLAGS"}
+                   "TORCH_CACHE", "KERAS_CACHE", "TORCH_HOME", "KERAS_HOME", "MAKEFLAGS",
+                   "BASE_IMAGE", "BUILD_FLAGS", "CONTAINERS_CONF"}
     env = {key: value for key, value in os.environ.items() if key not in overridable}
     done = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           env=env)
@@ -337,6 +340,155 @@ def test_make_build_and_run_in_an_image():
     assert "--gpus" not in smoke
     assert "kpbench:cpu sample-data data/sample" in smoke
     assert ".venv/bin/kpbench run --config configs/smoke.yaml" in _make_n("run")  # no IMAGE: local
+
+
+@pytest.mark.parametrize("as_root", [True, False])
+def test_make_run_in_an_image_as_root_runs_as_the_image_user(as_root):
+    out = _make_n("run", "IMAGE=kpbench:cpu", "DOCKER=podman", f"AS_ROOT={'0' if as_root else ''}")
+    handed = 'chown "$(podman run --rm --entrypoint id kpbench:cpu -u)" data runs/smoke'
+    if as_root:
+        assert handed in out and "--user" not in out
+    else:
+        assert handed not in out and out.count("--user $(id -u):$(id -g)") == 2
+
+
+def test_make_builds_with_podman_on_another_base():
+    flags, base = "--secret id=pip.conf,src=/etc/pip.conf", "localhost/kpbench-base:python3.11-bookworm"
+    out = _make_n("build-cpu", "DOCKER=/usr/bin/podman", f"BASE_IMAGE={base}", f"BUILD_FLAGS={flags}")
+    assert (f"/usr/bin/podman build --format docker --build-arg BASE_IMAGE={base} {flags} "
+            "-f docker/Dockerfile.cpu -t kpbench:cpu .") in out
+    default = _make_n("build")
+    assert "--format" not in default and "--build-arg" not in default  # docker: the pinned base
+
+
+# ---- building and testing the images without a registry (docs/images.md) ---------------------------
+# The builds themselves run only through `make test-image` (CI) and `make test-image-gpu`; these
+# tests check the targets, scripts and settings statically.
+
+def _recipe_line(out: str, needle: str) -> str:
+    (line,) = [line for line in out.splitlines() if needle in line]
+    return line
+
+
+@pytest.mark.parametrize(("target", "variant"), [("test-image", "cpu"), ("test-image-gpu", "gpu")])
+def test_make_test_image_passes_its_settings_to_the_script(target, variant):
+    line = _recipe_line(_make_n(target), "docker/test-image.sh")
+    assert line.endswith(f"docker/test-image.sh {variant}")
+    assert "DOCKER= " in line  # not given: the script finds a working engine
+    assert "BIN=.venv/bin" in line and "CONFIG=configs/smoke.yaml" in line
+    given = _recipe_line(_make_n(target, "DOCKER=podman", "BASE_IMAGE=localhost/base:1"),
+                         "docker/test-image.sh")
+    assert "DOCKER=podman " in given and "BASE_IMAGE=localhost/base:1 " in given
+    assert _recipe_line(_make_n("base-image", "DOCKER=podman"), "base-image.sh") == (
+        "DOCKER=podman docker/base-image.sh")
+
+
+def test_ci_builds_and_tests_the_cpu_image_after_the_tests():
+    commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.startswith("make ")]
+    assert commands[:2] == ["make test", "make test-image"]
+    assert not any("test-image-gpu" in line for line in commands)
+
+
+def test_image_scripts_parse_and_pass_shellcheck():
+    for script in sorted(DOCKER.glob("*.sh")):
+        bash = script.read_text().startswith(("#!/usr/bin/env bash", "# shellcheck shell=bash"))
+        shell = "bash" if bash else "sh"
+        done = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+        assert done.returncode == 0, (script.name, done.stderr)
+    shellcheck = shutil.which("shellcheck")
+    if not shellcheck:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    ours = [str(DOCKER / name) for name in ("image-lib.sh", "base-image.sh", "test-image.sh")]
+    done = subprocess.run([shellcheck, "-x", *ours], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stdout
+
+
+def test_test_image_refuses_an_unknown_variant():
+    done = subprocess.run(["bash", str(DOCKER / "test-image.sh"), "arm"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "DOCKER": "/nonexistent/engine"})
+    assert done.returncode == 2
+    assert "kpbench: error: usage: docker/test-image.sh cpu|gpu" in done.stderr
+
+
+def _image_lib(script: str, *args: str) -> str:
+    done = subprocess.run(["bash", "-c", f'. "{DOCKER / "image-lib.sh"}" && {script}', "bash", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_stand_in_base_is_named_after_the_pinned_one():
+    pinned = locks.base_image((DOCKER / "Dockerfile").read_text())
+    python = locks.python_minor(pinned.group("version"))
+    out = _image_lib('kpbench_read_base && '
+                     'echo "$KPBENCH_PYTHON $KPBENCH_SUITE $KPBENCH_STANDIN $KPBENCH_BASE"')
+    found_python, suite, standin, base = out.split()
+    assert found_python == python and suite in pinned.group(0)
+    assert standin == f"localhost/kpbench-base:python{python}-{suite}"
+    assert f"ARG BASE_IMAGE={base}" in pinned.group(0)
+
+
+def test_the_debian_mirror_comes_from_either_apt_sources_format(tmp_path):
+    one_line = tmp_path / "mirror.list"
+    one_line.write_text("# deb http://commented.example/debian bookworm main\n"
+                        "deb-src http://source.example/debian bookworm main\n"
+                        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n")
+    deb822 = tmp_path / "debian.sources"
+    deb822.write_text("Types: deb\nURIs: http://disabled.example/debian\nSuites: bookworm-security\n"
+                      "Enabled: no\n\n"
+                      "Types: deb deb-src\n# a comment\nURIs: http://822.example/debian\n"
+                      "Suites: bookworm bookworm-updates\nComponents: main\n\n"
+                      "Types: deb\nURIs: http://822.example/debian-security\nSuites: bookworm-security\n")
+    uri = 'kpbench_apt_uri "$@"'
+    assert _image_lib(uri, "bookworm", str(one_line), str(deb822)) == "http://one.example/debian"
+    assert _image_lib(uri, "bookworm-updates", str(deb822)) == "http://822.example/debian"
+    assert _image_lib(uri, "bookworm-security", str(deb822)) == "http://822.example/debian-security"
+    assert _image_lib(uri, "bookworm", str(deb822), str(one_line)) == "http://822.example/debian"
+    assert _image_lib(uri, "trixie", str(one_line), str(deb822)) == ""
+    assert _image_lib(uri, "bookworm", str(tmp_path / "absent.list")) == ""
+
+
+def test_podman_settings_use_runc_and_fixed_ulimits():
+    conf = tomllib.loads((DOCKER / "containers.conf").read_text())
+    assert conf["engine"]["runtime"] == "runc"
+    limits = dict(limit.split("=") for limit in conf["containers"]["default_ulimits"])
+    assert set(limits) == {"nofile", "nproc"}
+    for soft_hard in limits.values():
+        soft, hard = soft_hard.split(":")
+        assert int(soft) == int(hard) > 1024
+
+
+def test_the_pip_configuration_is_a_build_secret_that_the_script_passes():
+    mount = ("RUN --mount=type=secret,id=pip.conf,target=/etc/pip.conf \\\n"
+             "    pip install --no-deps --require-hashes")
+    for name in ("Dockerfile", "Dockerfile.cpu"):
+        assert mount in (DOCKER / name).read_text(), name
+    script = (DOCKER / "test-image.sh").read_text()
+    assert '--secret "id=pip.conf,src=/etc/pip.conf"' in script
+    assert "/etc/pip.conf:/etc/pip.conf" not in script  # a -v mount leaves an empty file in the image
+
+
+def test_installed_packages_are_compared_with_the_lock():
+    lock_text = (DOCKER / "requirements.lock").read_text()
+    locked = locks.read_lock(lock_text)
+    freeze = "".join(f"{name}=={version}\n" for name, version in locked.items())
+    freeze += "pip==25.3\nkpbench==0.1.0\n"
+    assert locks.compare_installed(lock_text, freeze) == []
+    altered = freeze.replace(f"torch=={locked['torch']}\n", "torch==2.13.0+cpu\n")
+    altered = altered.replace(f"scipy=={locked['scipy']}\n", "") + "nvidia-cudnn-cu12==9.1.0\n"
+    assert locks.compare_installed(lock_text, altered) == [
+        f"scipy: locked {locked['scipy']}, installed (absent)",
+        f"torch: locked {locked['torch']}, installed 2.13.0+cpu",
+        "nvidia-cudnn-cu12==9.1.0 is installed but not locked",
+    ]
+
+
+def test_the_images_documentation_names_the_targets_and_settings():
+    text = (ROOT / "docs" / "images.md").read_text()
+    for needle in ("make base-image", "make test-image", "make test-image-gpu", "DOCKER=podman",
+                   "BASE_IMAGE=", "BUILD_FLAGS=", "CONTAINERS_CONF", "--format docker"):
+        assert needle in text, needle
 
 
 # ---- cluster launcher and KubeRay ------------------------------------------------------------------
@@ -383,9 +535,12 @@ def test_rayjob_runs_kpbench_on_gpu_workers_and_shuts_down():
         config_volume = volumes[mounts[str(config_path.parent)]["name"]]
         assert config_volume["configMap"]["name"] == config_map["metadata"]["name"]
         run = RunConfig(**yaml.safe_load(config_map["data"][config_path.name]))
-        for path, writable in ((run.data, False), (run.out, True)):
-            mount = next(m for p, m in mounts.items() if Path(path).is_relative_to(p))
-            claim = volumes[mount["name"]]["persistentVolumeClaim"]
-            assert mount.get("readOnly", False) is not writable, path
-            assert claim.get("readOnly", False) is not writable, path
+        mount = next(m for p, m in mounts.items() if Path(run.data).is_relative_to(p))
+        assert mount["readOnly"] and volumes[mount["name"]]["persistentVolumeClaim"]["readOnly"]
         assert {"/cache/torch", "/cache/keras", "/dev/shm"} <= set(mounts)
+        # The run folder is a bucket, reached with the pod's service account: no shared volume,
+        # and no keys in the file (a variable may only come from a Secret).
+        assert is_uri(run.out) and not any(Path(run.out).is_relative_to(p) for p in mounts)
+        assert pod["serviceAccountName"]
+        for variable in pod["containers"][0].get("env", []):
+            assert "value" not in variable or not variable["name"].startswith("AWS_"), variable

@@ -52,6 +52,9 @@ def test_each_actor_had_its_own_gpu(two_runs):
         provenances = [read_provenance(p) for p in folder.glob("*.parquet")]
         (gpu_ids,) = {tuple(p["gpu_ids"]) for p in provenances}
         (started,) = {p["actor_started"] for p in provenances}
+        # a GPU was assigned, so the driver and CUDA versions are recorded (here, where the GPUs
+        # are Ray's fakes and no nvidia-smi exists, as "unknown (nvidia-smi not found)")
+        assert all(p["nvidia_driver"] and p["cuda"] for p in provenances)
         intervals.append((gpu_ids, started, max(p["written_at"] for p in provenances)))
     assert all(len(ids) == 1 and ids[0] in {"0", "1"} for ids, _, _ in intervals)
     assert {ids for ids, _, _ in intervals} == {("0",), ("1",)}

@@ -138,22 +138,28 @@ def test_missing_weights_fail_only_their_pair(sample_dir, tmp_path):
     assert rows["mobilenet"]["missing"] == 15 and np.isnan(rows["mobilenet"]["acc1"])
 
 
-def test_driver_killed_then_rerun_finishes_without_redoing_or_duplicating(sample_dir, tmp_path):
-    args = ["run", "--data", str(sample_dir / "val"), "--classes", str(sample_dir / "classes.txt"),
-            "--out", str(tmp_path / "out"), "--models", *MODELS, "--weights", "random",
-            "--shard-size", "1"]
+def kill_driver_mid_run(args, shards_written, at_least: int = 4) -> None:
+    """Start `kpbench ARGS`, SIGKILL its driver once shards_written() reaches `at_least`, and give
+    the shards its orphaned actors have in flight time to land or die."""
     first = _cli(args, dict(os.environ))
     try:
         deadline = time.time() + 300
-        while len(list((tmp_path / "out").rglob("*.parquet"))) < 4:
+        while shards_written() < at_least:
             assert first.poll() is None, first.communicate()
             assert time.time() < deadline, "no shards written"
             time.sleep(0.2)
         os.kill(first.pid, signal.SIGKILL)  # the driver only
         first.wait()
-        time.sleep(2)  # let in-flight shards of orphaned actors land or die
+        time.sleep(2)
     finally:
         _kill_group(first)
+
+
+def test_driver_killed_then_rerun_finishes_without_redoing_or_duplicating(sample_dir, tmp_path):
+    args = ["run", "--data", str(sample_dir / "val"), "--classes", str(sample_dir / "classes.txt"),
+            "--out", str(tmp_path / "out"), "--models", *MODELS, "--weights", "random",
+            "--shard-size", "1"]
+    kill_driver_mid_run(args, lambda: len(list((tmp_path / "out").rglob("*.parquet"))))
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "out").rglob("*.parquet")}
     assert 4 <= len(before) < 30
     code, out, err = _finish(_cli(args, dict(os.environ)))

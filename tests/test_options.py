@@ -15,9 +15,14 @@ FLAG_CASES = {
     "data": (["--data", "val"], "val"),
     "labels": (["--labels", "l.csv"], "l.csv"),
     "classes": (["--classes", "c.txt"], "c.txt"),
+    "dataset": (["--dataset", "imagenet-a"], "imagenet-a"),
+    "subset_classes": (["--subset-classes", "a.csv"], "a.csv"),
     "out": (["--out", "runs/x"], "runs/x"),
+    "s3_endpoint": (["--s3-endpoint", "http://127.0.0.1:9000"], "http://127.0.0.1:9000"),
     "models": (["--models", "resnet18", "keras/*"], ["resnet18", "keras/*"]),
     "frameworks": (["--frameworks", "keras,pytorch"], ["keras", "pytorch"]),
+    # repeatable: several files after one flag, or the flag again
+    "catalog": (["--catalog", "a.yaml", "b.yaml", "--catalog", "c.yaml"], ["a.yaml", "b.yaml", "c.yaml"]),
     "weights": (["--weights", "random"], "random"),
     "protocol": (["--protocol", "northcutt2019"], "northcutt2019"),
     "batch_size": (["--batch-size", "8"], 8),
@@ -37,6 +42,8 @@ FLAG_CASES = {
     "local_gpus": (["--local-gpus", "2"], 2),
     "dashboard": (["--dashboard"], True),
     "overwrite": (["--overwrite"], True),
+    "sanity": (["--no-sanity"], False),
+    "strict_sanity": (["--strict-sanity"], True),
 }
 
 

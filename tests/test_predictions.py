@@ -52,6 +52,12 @@ def test_pair_key_of_a_fixed_config_is_unchanged(tmp_path, keras_mode, weights, 
     assert _job_for(tmp_path, keras_mode=keras_mode, weights=weights).pair_key == key
 
 
+def test_the_architecture_key_is_not_hashed(tmp_path):
+    cfg = RunConfig(data="/data/val", out=str(tmp_path), batch_size=8, seed=3)
+    named = _job(cfg, ModelSpec.model_validate({**SPEC, "arch": "mobilenet_v1"}), DATASET, "run0")
+    assert named.pair_key == _job_for(tmp_path).pair_key == "f729115a58d44309"
+
+
 def test_a_new_setting_keeps_old_keys_at_its_default_and_changes_them_otherwise(tmp_path):
     class WithPrecision(PairIdentity):
         precision: str = "fp32"

@@ -48,9 +48,15 @@ def test_center_crop_pads_like_torchvision():
     assert (crop[:, 0] == 0).all() and (crop[:, -1] == 0).all() and (crop[:, 1:-1] == 200).all()
 
 
-def test_recipe_validation():
-    with pytest.raises(ValueError, match="squash recipe"):
-        Recipe(resize="squash", size=224, crop=200, interpolation="nearest")
+def test_recipe_keys_and_squash_then_crop():
     assert Recipe(resize="shorter_side", size=256, crop=224, interpolation="bilinear").key == (
         "shorter_side256-crop224-bilinear"
     )
+    # timm's crop_mode squash with crop_pct < 1: squash to 248 x 248, then a 224 center crop
+    squash = Recipe(resize="squash", size=248, crop=224, interpolation="bicubic")
+    assert squash.key == "squash248-crop224-bicubic" and squash.output_size == 224
+    image = Image.fromarray(np.arange(300 * 500 * 3, dtype=np.uint32).astype(np.uint8).reshape(300, 500, 3))
+    squashed = np.asarray(image.resize((248, 248), Image.Resampling.BICUBIC))
+    assert np.array_equal(squash.apply(image), squashed[12:236, 12:236])
+    with pytest.raises(ValueError):
+        Recipe(resize="squash", size=224, crop=0, interpolation="nearest")

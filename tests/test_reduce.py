@@ -4,6 +4,8 @@ import pandas as pd
 import pytest
 
 from runner.errors import UserError
+from runner.predictions import shard_path
+from runner.sanity import run_check
 from runner.score.reduce import score
 from runner.score.results import write_results
 from runner.score.rows import COLUMNS
@@ -11,10 +13,12 @@ from runner.score.rows import COLUMNS
 from .helpers import write_pair
 
 BASE_COLUMNS = {
-    "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
-    "weights", "protocol", "family", "published_acc1", "published_acc5", "published_delta1",
+    "dataset", "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
+    "weights", "protocol", "family", "arch", "model_set", "params", "gflops", "img_size",
+    "crop_pct", "interpolation", "published_acc1", "published_acc5", "published_delta1",
     "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
+    "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier", "tier_p_above", "sanity",
 }
 
 
@@ -56,6 +60,15 @@ def test_reference_protocol_compares_with_the_documented_figure(tmp_path):
     assert (row["published_acc1"], row["published_acc5"]) == (80.0, None)
     assert (row["published_delta1"], row["published_delta5"]) == (-30.0, None)
     assert row["published_source"] == "docs"
+
+
+def test_sanity_column_reads_the_pairs_check(tmp_path):
+    for model in ("a", "b"):
+        write_pair(tmp_path, "pytorch", model, [1], [[1, 0, 0, 0, 0]])
+    folder = shard_path(tmp_path, "pytorch", "a", 0).parent
+    run_check("skip", "pytorch/a", None, None, folder)
+    rows = {row.model: row for row in score(tmp_path)}
+    assert (rows["a"].sanity, rows["b"].sanity) == ("skipped", None)  # b: never checked
 
 
 def test_results_files_carry_random_weights(tmp_path):

@@ -11,20 +11,9 @@ from runner.errors import UserError
 from runner.score.import_npy import import_npy
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 
-from .helpers import SHARED, write_pair
+from .helpers import NORTHCUTT, ROOT, SHARED, write_pair
 
-NORTHCUTT = SHARED / "northcutt2019"
-GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"
-
-
-@pytest.fixture(scope="module")
-def imported_2019(tmp_path_factory):
-    if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
-        pytest.skip(f"2019 reference data not found under {SHARED}")
-    out = tmp_path_factory.mktemp("northcutt2019")
-    for framework in ("keras", "pytorch"):
-        import_npy(str(NORTHCUTT / f"{framework}_imagenet"), str(out), ground_truth=str(GROUND_TRUTH))
-    return out
+DOCS_TIMM = ROOT / "docs" / "timm-2019"
 
 
 def test_import_and_score_reproduces_the_published_table(imported_2019):
@@ -56,12 +45,30 @@ def test_import_and_score_reproduces_the_published_table(imported_2019):
                               ("vgg13", "rank5", 28)}
 
 
-def test_real_figures_of_the_2019_files(imported_2019):
-    real = json.loads((SHARED / "imagenet" / "real.json").read_text())
-    rows = {(r["framework"], r["model"]): r for r in score(imported_2019, LabelOptions(real=real))}
+@pytest.fixture(scope="module")
+def scored_with_real(imported_2019):
+    """`kpbench score --real real.json --format timm` of the 2019 files."""
+    assert main(["score", str(imported_2019), "--real", str(SHARED / "imagenet" / "real.json"),
+                 "--format", "timm"]) == 0
+    return imported_2019 / "results"
+
+
+def test_real_figures_of_the_2019_files(scored_with_real):
+    document = json.loads((scored_with_real / "accuracy.json").read_text())
+    rows = {(r["framework"], r["model"]): r for r in document["rows"]}
     assert round(rows[("keras", "nasnetlarge")]["real_acc1"], 2) == 86.09
     assert round(rows[("pytorch", "resnet50")]["real_acc1"], 2) == 81.98
     assert round(rows[("pytorch", "alexnet")]["real_acc1"], 2) == 60.79
+    assert round(rows[("pytorch", "resnet50")]["real_acc5"], 2) == 95.25
+
+
+def test_the_timm_files_in_the_docs_are_the_2019_files_scored(scored_with_real):
+    """docs/timm-2019 holds what `--format timm` writes for the 2019 import, header and all."""
+    written = sorted((scored_with_real / "timm").iterdir())
+    assert [path.name for path in written] == ["results-imagenet-real.csv", "results-imagenet.csv"]
+    for path in written:
+        assert (DOCS_TIMM / path.name).read_text() == path.read_text(), path.name
+        assert len(path.read_text().splitlines()) == 35
 
 
 def test_imported_rows_carry_file_names_and_sorted_top5(imported_2019):
@@ -137,13 +144,14 @@ def test_bad_label_options_are_clear_errors(six, options, message):
 
 def test_real_on_a_literal_example(tmp_path):
     ids = [f"n0/ILSVRC2012_val_{n:08d}.JPEG" for n in (3, 1, 2, 4)]
-    # top-1s: 0, 1, 2, 9 (row i is image ids[i])
-    top5 = [[0, 5, 5, 5, 5], [1, 5, 5, 5, 5], [2, 5, 5, 5, 5], [9, 5, 5, 5, 5]]
+    # top-1s: 0, 1, 2, 9 (row i is image ids[i]); image 4 has 3 second
+    top5 = [[0, 5, 5, 5, 5], [1, 5, 5, 5, 5], [2, 5, 5, 5, 5], [9, 3, 5, 5, 5]]
     write_pair(tmp_path, "keras", "m", [0, 1, 2, 3], top5, image_ids=ids)
     real = [[1, 7], [], [0], [3]]  # image 1: {1,7}, 2: empty (not counted), 3: {0}, 4: {3}
     (row,) = score(tmp_path, LabelOptions(real=real))
     # counted: image 3 (top-1 0, right), image 1 (top-1 1, right), image 4 (top-1 9, wrong)
     assert row["real_acc1"] == pytest.approx(200 / 3)
+    assert row["real_acc5"] == 100.0  # image 4's set {3} holds its second prediction
 
 
 def test_real_needs_file_names(six):

@@ -127,8 +127,9 @@ def _set_section(name: str, specs: list[ModelSpec], source: tuple[str, dict]) ->
     header += ["reference recipe", "normalisation"]
     lines += [_row(header), _row(["---"] * len(header))]
     for spec in specs:
-        row = [f"`{spec.name}`", spec.framework, str(spec.input_size), f"{spec.num_params:,}",
-               _number(spec.gflops), *_figures(spec.published.documented, "{!r}")]
+        params = "-" if spec.num_params is None else f"{spec.num_params:,}"
+        row = [f"`{spec.name}`", spec.framework, str(spec.input_size), params, _number(spec.gflops),
+               *_figures(spec.published.documented, "{!r}")]
         row += _figures(spec.published.northcutt2019, "{:.2f}") if with_2019 else []
         row += [_recipe(spec.recipe("reference")), _normalisation(spec)]
         lines.append(_row(row))

@@ -73,6 +73,7 @@ HEADER = """\
 #   recipes.northcutt2019: the 2019 PyTorch script applied to this model: Resize(256) bilinear,
 #     CenterCrop(input size) (a crop larger than 256 pads with black, as the 2019 inception_v3 did)
 #   builder_kwargs: what a random-weights build needs to match the weights' architecture
+#   arch: the builder name, the key that pairs an architecture across frameworks
 #
 # The 21 torchvision models of the 2019 benchmark are also in northcutt2019.yaml under their
 # short names (resnet50 = resnet50.IMAGENET1K_V1 here): the same weights, selectable both ways.
@@ -122,6 +123,7 @@ def entries() -> list[dict]:
             "framework": "pytorch",
             "name": name,
             "family": FAMILIES.get(module, module),
+            "arch": builder,  # the cross-framework key (ModelSpec.arch) is the builder's name
             "builder": builder,
             "weights_id": f"{type(weights).__name__}.{weights.name}",
             "input_size": crop,
@@ -178,7 +180,7 @@ def render() -> str:
         recipes = entry.pop("recipes")
         published = entry.pop("published")
         lines.append(f"  - {{framework: {entry.pop('framework')}, name: {entry.pop('name')},")
-        groups = (("family", "builder", "weights_id"), ("input_size", "num_params", "gflops"),
+        groups = (("family", "arch", "builder", "weights_id"), ("input_size", "num_params", "gflops"),
                   ("mean", "std"), ("builder_kwargs",))
         for keys in groups:
             fields = [f"{key}: {_flow(entry[key])}" for key in keys if key in entry]
@@ -194,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"rewrite {OUTPUT}")
     args = parser.parse_args(argv)
-    text = render()
-    if args.write:
-        OUTPUT.write_text(text)
-        print(f"wrote {OUTPUT} ({text.count('- {framework')} models)", file=sys.stderr)
+    return write_or_print(render(), OUTPUT if args.write else None)
+
+
+def write_or_print(text: str, output: Path | None) -> int:
+    """Rewrite `output` with a generated catalog (saying how many models), or print it."""
+    if output:
+        output.write_text(text)
+        print(f"wrote {output} ({text.count('- {framework')} models)", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -8,6 +8,9 @@ Two layouts:
 Class indices always follow the sorted order of the full class list (the 1000 WordNet ids for
 ImageNet), so a folder holding only some classes still gets the right indices; when the folder
 or labels file does not name every class, the list comes from a classes file.
+
+Distribution-shift sets (runner.data.shift) are recognised from the class folders or named:
+ImageNet-V2's folders 0..999 are class indices; ImageNet-A/-R name 200 of the classes.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 from pathlib import Path
 
+from runner.data import shift
 from runner.data.packed import is_packed, open_packed
 from runner.data.records import DatasetIndex, ImageRecord
 from runner.errors import UserError
@@ -29,12 +33,19 @@ NUM_IMAGENET_CLASSES = 1000
 _WNID = re.compile(r"^n\d{8}$")
 
 
-def open_dataset(data: str, labels: str | None = None, classes: str | None = None) -> DatasetIndex:
-    """Index a dataset folder or pack; every problem is a UserError with one clear line."""
+def open_dataset(data: str, labels: str | None = None, classes: str | None = None,
+                 dataset: str | None = None, subset_classes: str | None = None) -> DatasetIndex:
+    """Index a dataset folder or pack; every problem is a UserError with one clear line.
+    `dataset` names the test set (else it is recognised from class folders, or is ImageNet);
+    `subset_classes` lists an A/R-style set's 200 classes when timm is not installed."""
+    if dataset is not None and dataset not in shift.DATASETS:
+        raise UserError(f"unknown dataset {dataset!r}; choose from {', '.join(shift.DATASETS)}")
+    named = shift.DATASETS[dataset or shift.DEFAULT]
     if is_packed(data):
         if labels or classes:
             raise UserError(f"{data} is a packed dataset: its labels and classes are inside it")
-        return open_packed(data)
+        packed = open_packed(data)  # a pack knows the set it was packed from
+        return shift.named(packed, shift.DATASETS[dataset or packed.name], subset_classes)
     if "://" in data:
         raise UserError(f"no packed dataset at {data} (expected its kpbench-pack.json)")
     root = Path(data).expanduser().resolve()
@@ -44,8 +55,15 @@ def open_dataset(data: str, labels: str | None = None, classes: str | None = Non
         raise UserError(f"data path is not a folder: {data}")
     class_list = read_class_list(classes) if classes else None
     if labels:
-        return _index_flat(root, labels, class_list)
-    return _index_class_folders(root, class_list)
+        return shift.named(_index_flat(root, labels, class_list), named, subset_classes)
+    folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    recognised = shift.recognise(root, folders, dataset, subset_classes) if folders else named
+    if recognised.layout == "index":
+        index = _index_numbered_folders(root, folders)
+    else:
+        wnids = shift.imagenet_wnids() if recognised.subset else None
+        index = _index_class_folders(root, folders, class_list or wnids)
+    return shift.named(index, recognised, subset_classes)
 
 
 def read_class_list(path: str) -> list[str]:
@@ -80,8 +98,14 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _index_class_folders(root: Path, class_list: list[str] | None) -> DatasetIndex:
-    folders = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+def _index_numbered_folders(root: Path, folders: list[str]) -> DatasetIndex:
+    """ImageNet-V2: ROOT/<class index>/<file>, folders and files in sorted (name) order."""
+    found = [(f"{folder}/{name}", int(folder))
+             for folder in folders for name in sorted(os.listdir(root / folder)) if _is_image(name)]
+    return _build(root, "class_index_folders", None, found)
+
+
+def _index_class_folders(root: Path, folders: list[str], class_list: list[str] | None) -> DatasetIndex:
     if not folders:
         if any(_is_image(name) for name in os.listdir(root)):
             raise UserError(

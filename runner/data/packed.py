@@ -31,7 +31,8 @@ PACK_SCHEMA = pa.schema([
 
 
 @cache
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+def filesystem_of(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem of a path or URI (s3://, gs://, file://...) and the path on it."""
     try:
         return pafs.FileSystem.from_uri(uri)
     except (pa.ArrowInvalid, ValueError):  # a plain local path
@@ -43,7 +44,7 @@ def _join(base: str, name: str) -> str:
 
 
 def is_packed(data: str) -> bool:
-    filesystem, path = _filesystem(data)
+    filesystem, path = filesystem_of(data)
     try:
         return filesystem.get_file_info(_join(path, MANIFEST)).type == pafs.FileType.File
     except OSError:
@@ -54,7 +55,7 @@ def pack_dataset(index: DatasetIndex, uri: str, rows_per_file: int, progress=Non
     """Write the parts, then the manifest; returns the number of part files."""
     if rows_per_file <= 0:
         raise UserError("--rows-per-file must be positive")
-    filesystem, base = _filesystem(uri)
+    filesystem, base = filesystem_of(uri)
     filesystem.create_dir(base, recursive=True)
     parts = []
     for number, start in enumerate(range(0, len(index), rows_per_file)):
@@ -73,6 +74,7 @@ def pack_dataset(index: DatasetIndex, uri: str, rows_per_file: int, progress=Non
         if progress:
             progress(len(records))
     manifest = {"format": 1, "images": len(index), "layout": index.layout, "source": index.root,
+                "dataset": index.name,
                 "fingerprint": index.fingerprint, "classes": list(index.classes), "parts": parts}
     with filesystem.open_output_stream(_join(base, MANIFEST)) as stream:
         stream.write(json.dumps(manifest, indent=1).encode())
@@ -85,7 +87,7 @@ def _read_file(path: str) -> bytes:
 
 
 def open_packed(uri: str) -> DatasetIndex:
-    filesystem, base = _filesystem(uri)
+    filesystem, base = filesystem_of(uri)
     try:
         with filesystem.open_input_stream(_join(base, MANIFEST)) as stream:
             manifest = json.loads(stream.read())
@@ -104,12 +106,12 @@ def open_packed(uri: str) -> DatasetIndex:
     if [r.position for r in records] != list(range(manifest["images"])):
         raise UserError(f"{uri}: the pack's parts do not hold positions 0..{manifest['images'] - 1}")
     return DatasetIndex(uri, f"packed {manifest['layout']}", tuple(manifest["classes"]),
-                        tuple(records), manifest["fingerprint"])
+                        tuple(records), manifest["fingerprint"], manifest.get("dataset", "imagenet"))
 
 
 def read_packed_images(location: str, rows: list[int]) -> list[bytes]:
     """The encoded images at `rows` of one part file, reading only their row groups."""
-    filesystem, path = _filesystem(location)
+    filesystem, path = filesystem_of(location)
     with filesystem.open_input_file(path) as file:
         part = pq.ParquetFile(file)
         groups = sorted({row // ROW_GROUP for row in rows})

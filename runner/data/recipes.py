@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, PositiveInt
 
 _PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
@@ -28,19 +28,14 @@ class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # shorter_side: scale so the shorter side is `size` (aspect kept), as torchvision Resize(int);
-    # squash: resize straight to size x size, as keras load_img(target_size).
+    # squash: resize straight to size x size, as keras load_img(target_size) and, followed by a
+    # center crop, timm's crop_mode "squash" (Resize((size, size)) then CenterCrop).
     resize: Literal["shorter_side", "squash"]
     size: PositiveInt
     # Side of the center crop; None for no crop. Larger than the resized image pads with black,
-    # as torchvision CenterCrop does (the 2019 inception_v3 recipe relies on it).
+    # as torchvision CenterCrop does (the 2019 inception_v3 recipe and timm's crop_pct > 1 rely on it).
     crop: PositiveInt | None = None
     interpolation: Literal["nearest", "bilinear", "bicubic"]
-
-    @model_validator(mode="after")
-    def _squash_has_no_crop(self) -> Recipe:
-        if self.resize == "squash" and self.crop is not None:
-            raise ValueError("a squash recipe resizes straight to its size and takes no crop")
-        return self
 
     @property
     def output_size(self) -> int:

@@ -36,6 +36,8 @@ class DatasetIndex:
     classes: tuple[str, ...]  # class names (WordNet ids) in index order
     records: tuple[ImageRecord, ...]
     fingerprint: str  # sha256 over (image id, label, file size) rows and the class list
+    name: str = "imagenet"  # which test set (runner.data.shift.DATASETS)
+    subset: tuple[int, ...] | None = None  # classes an A/R-style set is scored over
 
     def __len__(self) -> int:
         return len(self.records)
@@ -54,9 +56,11 @@ class DatasetIndex:
 
     def summary(self) -> dict:
         return {
+            "name": self.name,
             "root": self.root,
             "layout": self.layout,
             "images": len(self.records),
             "classes": len(self.classes),
             "fingerprint": self.fingerprint,
+            **({"subset": list(self.subset)} if self.subset else {}),
         }

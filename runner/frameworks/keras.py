@@ -35,11 +35,21 @@ def configure_determinism(seed: int, threads: int) -> dict:
 
 
 def cached_weights_path(spec: ModelSpec) -> Path:
+    if spec.source == "user":
+        return Path(spec.builder.rpartition(":")[0])  # the builder loads its own weights
     home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
     return Path(home) / "models" / (spec.weights_file or "")
 
 
 def build(spec: ModelSpec, pretrained: bool) -> keras.Model:
+    if spec.source == "user":
+        from runner.frameworks.user import call_builder
+
+        model = call_builder(spec)
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"the builder returned {type(model).__name__}, not a keras.Model")
+        # random weights: the same layers, freshly initialised (seeded by the adapter)
+        return model if pretrained else keras.models.clone_model(model)
     builder = getattr(keras.applications, spec.builder)
     if not pretrained:
         return builder(weights=None)

@@ -1,4 +1,5 @@
-"""PyTorch adapter: torchvision builders and weight enums, cached under $TORCH_HOME."""
+"""PyTorch adapter: torchvision builders and weight enums (cached under $TORCH_HOME), timm
+(runner/frameworks/timm_zoo.py) and users' builders (runner/frameworks/user.py)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,23 @@ def configure_determinism(seed: int) -> dict:
 
 
 def cached_weights_path(spec: ModelSpec) -> Path:
+    if spec.source == "timm":
+        from runner.frameworks import timm_zoo
+
+        return timm_zoo.cached_weights_path(spec)
+    if spec.source == "user":
+        return Path(spec.builder.rpartition(":")[0])  # the builder loads its own weights
     url = get_weight(spec.weights_id).url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 def build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
+    if spec.source == "timm":
+        from runner.frameworks import timm_zoo
+
+        return timm_zoo.build(spec, pretrained)
+    if spec.source == "user":
+        return _build_user(spec, pretrained)
     if not pretrained:
         with warnings.catch_warnings():
             # inception_v3/googlenet warn that init_weights will default to False one day.
@@ -60,6 +73,20 @@ def build(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         raise WeightsUnavailable(spec.key, path, "TORCH_HOME", str(exc)) from None
 
 
+def _build_user(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
+    """The builder's model; for random weights, every layer re-initialised (seeded by the adapter)."""
+    from runner.frameworks.user import call_builder
+
+    model = call_builder(spec)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"the builder returned {type(model).__name__}, not a torch.nn.Module")
+    if not pretrained:
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return model
+
+
 def to_input(batch: np.ndarray, mean, std, device: torch.device | None = None) -> torch.Tensor:
     """uint8 NHWC crops -> the float NCHW tensor the model takes: the arithmetic of
     torchvision's ToTensor()/convert_image_dtype + Normalize, as weights.transforms() does it:
@@ -72,7 +99,7 @@ def to_input(batch: np.ndarray, mean, std, device: torch.device | None = None) -
 class TorchAdapter:
     def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int):
         if spec.preprocess != "torch":
-            raise ValueError(f"{spec.key}: torchvision models take 'torch' preprocessing")
+            raise ValueError(f"{spec.key}: PyTorch models take 'torch' preprocessing")
         torch.set_num_threads(threads)
         self.determinism = configure_determinism(seed)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -92,11 +119,20 @@ class TorchAdapter:
         return {
             "device": device,
             "determinism": self.determinism,
-            "libraries": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+            "libraries": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+                          **_source_library(self.spec)},
             "weights_file": str(cached_weights_path(self.spec))
             if self.weights == "pretrained"
             else None,
         }
+
+
+def _source_library(spec: ModelSpec) -> dict:
+    if spec.source != "timm":
+        return {}
+    import timm
+
+    return {"timm": timm.__version__}
 
 
 def load(spec: ModelSpec, weights: str, seed: int, threads: int) -> TorchAdapter:

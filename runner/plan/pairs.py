@@ -3,16 +3,17 @@ shards still to do (resume), keyed on a hash of everything that determines its p
 
 from __future__ import annotations
 
+import importlib.metadata
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from runner.catalog import ModelSpec, load_catalog
 from runner.config import RunConfig
 from runner.data.index import open_dataset
 from runner.data.records import DatasetIndex, Shard
 from runner.errors import UserError
-from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenance, shard_path
+from runner.outputs import Location, check_writable
+from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenances, shard_path
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,11 @@ class PairJob:
     batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
     threads: int
     decode_threads: int  # images decoded in parallel within one shard
-    out: str
+    out: Location  # the run folder (the actor opens it with its own node's credentials)
     run_id: str
     pair_key: str
     dataset: dict
+    sanity: str = "check"  # the weights sanity check: check, strict or skip (runner/sanity.py)
 
 
 @dataclass
@@ -44,9 +46,9 @@ class PairPlan:
 
 def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     """Everything that can be checked before Ray starts; raises UserError."""
-    specs = load_catalog().select(cfg.models, cfg.frameworks)
-    dataset = open_dataset(cfg.data, cfg.labels, cfg.classes)
-    _check_writable(Path(cfg.out))
+    specs = load_catalog().with_user_catalogs(cfg.catalog).select(cfg.models, cfg.frameworks)
+    dataset = open_dataset(cfg.data, cfg.labels, cfg.classes, cfg.dataset, cfg.subset_classes)
+    check_writable(Location.of(cfg.out, cfg.s3_endpoint))
     shards = dataset.shards(cfg.shard_size)
     run_id = uuid.uuid4().hex[:12]
     plans = []
@@ -64,11 +66,17 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
     identity = PairIdentity(
         schema_version=SCHEMA_VERSION,
         dataset=dataset.fingerprint,
-        spec=spec.model_dump(mode="json"),
+        # arch only names the network for reports: left out, so that runs from before it
+        # existed keep their keys and resume
+        spec=spec.model_dump(mode="json", exclude={"arch"}),
         weights=cfg.weights,
         protocol=cfg.protocol,
         seed=cfg.seed,
         forward_batch=forward_batch,
+        # timm's code builds and loads timm entries: its version matters for them only
+        timm_version=importlib.metadata.version("timm") if spec.source == "timm" else None,
+        dataset_name=dataset.name,
+        subset=dataset.subset,
     )
     return PairJob(
         spec=spec,
@@ -80,22 +88,23 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         batch_mode=batch_mode,
         threads=max(1, int(cfg.cpus_per_actor)),
         decode_threads=cfg.decode_threads,
-        out=str(Path(cfg.out).resolve()),
+        out=Location.of(cfg.out, cfg.s3_endpoint),
         run_id=run_id,
         pair_key=identity.key,
         dataset=dataset.summary(),
+        sanity="skip" if not cfg.sanity else "strict" if cfg.strict_sanity else "check",
     )
 
 
 def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[int]:
     """Shards already written by a run of this same config; a different config is refused."""
     spec = job.spec
-    folder = shard_path(cfg.out, spec.framework, spec.name, 0).parent
-    if not folder.exists():
-        return set()
-    for stale in folder.glob(".*.tmp"):  # left by a killed run; never read
-        stale.unlink()
-    existing = {path: read_provenance(path).pair_key for path in folder.glob("*.parquet")}
+    folder = shard_path(job.out, spec.framework, spec.name, 0).parent
+    if folder.local:
+        for stale in folder.files(".*.tmp"):  # left by a killed run; never read
+            stale.delete()
+    files = folder.files("*.parquet")  # on object storage: one listing
+    existing = {path: p.pair_key for path, p in zip(files, read_provenances(files), strict=True)}
     foreign = [path for path, key in existing.items() if key != job.pair_key]
     if foreign and not cfg.overwrite:
         raise UserError(
@@ -103,16 +112,6 @@ def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[i
             f"config ({foreign[0].name}); use --overwrite to replace them, or a new --out"
         )
     for path in foreign:
-        path.unlink()
-    expected = {shard_path(cfg.out, spec.framework, spec.name, s.index): s.index for s in shards}
+        path.delete()
+    expected = {shard_path(job.out, spec.framework, spec.name, s.index): s.index for s in shards}
     return {expected[path] for path, key in existing.items() if key == job.pair_key}
-
-
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{uuid.uuid4().hex}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise UserError(f"cannot write to output folder {out}: {exc.strerror}") from None

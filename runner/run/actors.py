@@ -31,9 +31,12 @@ from runner.predictions import (
     Provenance,
     predictions_table,
     shard_path,
+    subset_top_k,
     top_k,
     write_shard,
 )
+from runner.run.nvidia import nvidia_versions
+from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.
@@ -56,11 +59,17 @@ class ShardPredictor:
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads)
+        run_check(
+            job.sanity, job.spec.key,
+            lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
+            self.recipe, shard_path(job.out, job.spec.framework, job.spec.name, 0).parent,
+        )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             **placement,  # Ray node id and GPU ids
+            **nvidia_versions(placement["gpu_ids"]),
             "actor_started": time.time(),
         }
 
@@ -72,13 +81,13 @@ class ShardPredictor:
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
         started = time.perf_counter()
-        classes, probs = self._top_k(images)
+        (classes, probs), subset_top = self._top_k(images)
         seconds = time.perf_counter() - started
         decode = {k: report[k] for k in ("decode_id", "decoded_by", "decode_seconds")}
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
-            self._provenance(shard, seconds, decode),
+            self._provenance(shard, seconds, decode), subset_top,
         )
         path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
         write_shard(table, path)
@@ -86,13 +95,16 @@ class ShardPredictor:
         failed = len(errors) - len(images)
         return ShardResult(shard.index, len(records), failed, seconds, str(path))
 
-    def _top_k(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not len(images):
-            return np.zeros((0, 5), np.int32), np.zeros((0, 5), np.float32)
-        probs = forward(self.adapter, images, self.job.forward_batch, self.job.forward_threads)
+    def _top_k(self, images: np.ndarray):
+        """The top-5 (classes, probabilities), and the same over the dataset's class subset
+        (None for a dataset without one)."""
+        subset = self.job.dataset.get("subset")
+        probs = np.zeros((0, 1000), np.float32)
+        if len(images):
+            probs = forward(self.adapter, images, self.job.forward_batch, self.job.forward_threads)
         if probs.shape != (len(images), 1000):
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
-        return top_k(probs)
+        return top_k(probs), subset_top_k(probs, subset) if subset else None
 
     def _provenance(self, shard: Shard, seconds: float, decode: dict) -> Provenance:
         job = self.job

@@ -143,7 +143,8 @@ class Execution:
         ray.kill(replica.actor)
         self.scheduler.stopped(replica.key)
         if self.fleet.done(replica.key):
-            clear_failure(self.cfg.out, self.fleet.pairs[replica.key].job)
+            job = self.fleet.pairs[replica.key].job
+            clear_failure(job.out, job)
             self.progress.finished(replica.key, "[green]done[/]")
         self._fill_slots()
 
@@ -151,7 +152,8 @@ class Execution:
         if self.fleet.pairs[key].failed:
             return
         self.failed[key] = reason
-        record_failure(self.cfg.out, self.fleet.pairs[key].job, reason)
+        job = self.fleet.pairs[key].job
+        record_failure(job.out, job, reason)
         self.scheduler.cancel(key)
         replicas = self.fleet.fail(key)
         self.calls = {ref: call for ref, call in self.calls.items() if call.replica not in replicas}

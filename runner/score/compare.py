@@ -2,19 +2,21 @@
 
 Works across Keras modes, protocols and reruns: rows are matched by dataset position.
 Probabilities are compared for classes in both top-5 lists (the files keep only the top 5).
+An exact McNemar test on top-1 correctness (runner.score.stats) says whether the accuracy
+difference is more than chance: over the images both read, how many only A and only B got right.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from runner.errors import UserError
+from runner.outputs import LocationLike
 from runner.predictions import Keyed, PairPredictions, load_pair, pair_folders
 from runner.score.reduce import accuracy
+from runner.score.stats import Hits, mcnemar
 
 
 class CompareRow(Keyed):
@@ -31,17 +33,22 @@ class CompareRow(Keyed):
     max_prob_diff: float  # largest probability change of a class in both top-5 lists
     acc1_diff: float
     acc5_diff: float
+    # exact McNemar test of the top-1 difference, over the images both read
+    only_a_right: int  # right in A only
+    only_b_right: int  # right in B only
+    mcnemar_p: float  # two-sided; 1.0 when no image separates the runs
     identical: bool  # the same rows, statuses, classes and probabilities
 
 
 SHOWN = ("framework", "model", "images", "top1_agreement", "top5_set_agreement", "top1_changed",
-         "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
+         "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right", "only_b_right", "mcnemar_p",
+         "identical")
 
 
-def compare_runs(run_a: str | Path, run_b: str | Path) -> list[CompareRow]:
+def compare_runs(run_a: LocationLike, run_b: LocationLike) -> list[CompareRow]:
     """One row per (framework, model) with predictions in both runs, in name order."""
-    folders_a = {folder.relative_to(Path(run_a)): folder for folder in pair_folders(run_a)}
-    folders_b = {folder.relative_to(Path(run_b)): folder for folder in pair_folders(run_b)}
+    folders_a = {(folder.parent.name, folder.name): folder for folder in pair_folders(run_a)}
+    folders_b = {(folder.parent.name, folder.name): folder for folder in pair_folders(run_b)}
     common = sorted(set(folders_a) & set(folders_b))
     if not common:
         raise UserError(f"{run_a} and {run_b} have no (framework, model) in common")
@@ -74,6 +81,7 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         and np.array_equal(probs_a, probs_b)
     )
     images = int(both.sum())
+    test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
     return CompareRow(
         framework=a.provenance.framework,
         model=a.provenance.model,
@@ -86,6 +94,9 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         max_prob_diff=float(gaps.max()) if gaps.size else 0.0,
         acc1_diff=acc1_b - acc1_a,
         acc5_diff=acc5_b - acc5_a,
+        only_a_right=test.only_a,
+        only_b_right=test.only_b,
+        mcnemar_p=test.pvalue,
         identical=bool(identical),
     )
 
@@ -110,7 +121,7 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
 
 
 def _fmt(column: str, value) -> str:
-    if column == "max_prob_diff":
+    if column in ("max_prob_diff", "mcnemar_p"):
         return f"{value:.3g}"
     if isinstance(value, float):
         return f"{value:+.2f}" if column.endswith("_diff") else f"{value:.2f}"

@@ -18,6 +18,7 @@ from runner import __version__
 from runner.catalog import FRAMEWORKS, load_catalog
 from runner.data.index import read_labels
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike, check_writable
 from runner.predictions import (
     SCHEMA_VERSION,
     Provenance,
@@ -33,7 +34,7 @@ IMAGENET_VAL_IMAGES = 50_000
 
 def import_npy(
     directory: str,
-    out: str,
+    out: LocationLike,
     framework: str | None = None,
     ground_truth: str | None = None,
     overwrite: bool = False,
@@ -52,6 +53,7 @@ def import_npy(
     if not found:
         raise UserError(f"no <model>_<framework>_imagenet_top5preds.npy files in {directory}")
     files, labels = _row_identity(ground_truth)
+    check_writable(Location.of(out))
     imported = []
     for fw, model, preds_path in found:
         probs_path = preds_path.with_name(preds_path.name.replace("top5preds", "top5probs"))
@@ -146,10 +148,10 @@ def _provenance(framework: str, model: str, paths: tuple[Path, Path], identity: 
     )
 
 
-def _check_replaceable(folder: Path, pair_key: str, overwrite: bool) -> None:
+def _check_replaceable(folder: Location, pair_key: str, overwrite: bool) -> None:
     """Importing over other predictions (a run's, or other files') would mix sources."""
-    others = [p for p in folder.glob("*.parquet") if read_provenance(p).pair_key != pair_key]
+    others = [p for p in folder.files("*.parquet") if read_provenance(p).pair_key != pair_key]
     if others and not overwrite:
         raise UserError(f"{folder} already holds other predictions; use --overwrite or a new --out")
     for path in others:
-        path.unlink()
+        path.delete()

@@ -9,23 +9,27 @@ Label options follow the 2019 scorer (benchmarking-keras-pytorch, imagenet_bench
 - custom labels with a mask: plain figures on the mask, cleaned ones on the mask with the
   custom labels (one per kept image, in position order);
 - custom labels alone: plain on all images, cleaned with the custom labels (one per image).
-ImageNet-ReaL (`real`): top-1 counts when it is in the image's ReaL set, over images whose
-set is not empty; rows are matched to ReaL entries by file name (ILSVRC2012_val_<n>.JPEG).
+ImageNet-ReaL (`real`): top-1 counts when it is in the image's ReaL set (top-5: when one of the
+five is, as timm's RealLabelsImagenet), over images whose set is not empty; rows are matched
+to ReaL entries by file name (ILSVRC2012_val_<n>.JPEG).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike
 from runner.predictions import PairPredictions, PairRecord, load_pair, pair_folders
+from runner.sanity import read_status as read_sanity_status
+from runner.score.columns import join_columns, row_key
 from runner.score.rows import RANKED, ScoreRow
+from runner.score.stats import Hits, significance_columns
 
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
 
@@ -81,19 +85,23 @@ def _integer_vector(values: np.ndarray, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
-    """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first)."""
+def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
+    """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first),
+    with intervals and tiers (runner.score.stats)."""
     sets = real_label_sets(options.real) if options.real is not None else None
-    rows = []
+    rows, hits = [], {}
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=sets is not None)
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
-            rows.append(_score(pair, options, sets))
+            key = (pair.record.framework, pair.record.model)
+            row, hits[key] = _score(pair, options, sets, read_sanity_status(folder))
+            rows.append(row)
     if not rows:
-        raise UserError(f"no predictions under {Path(out) / 'predictions'}")
-    for column, rank_column in RANKED.items():
+        raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
+    for column, rank in RANKED.items():
         if column in rows[0]:
-            _rank(rows, column, rank_column)
+            rank_column(rows, column, rank)
+    join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
     rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model))
     return rows
 
@@ -106,20 +114,24 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
 
 
-def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray | None) -> ScoreRow:
+def _score(pair: PairPredictions, options: LabelOptions,
+           real_sets: np.ndarray | None, sanity: str | None) -> tuple[ScoreRow, Hits]:
+    """The row, and the per-image correctness behind acc1/acc5."""
     record, run = pair.record, pair.provenance  # run: None when the pair failed before any file
     num_images = record.dataset.images
-    figures = _figures(pair, num_images, options)
+    figures, hits = _figures(pair, num_images, options)
     if real_sets is not None:
-        figures["real_acc1"] = _real_accuracy(pair, record, real_sets)
+        figures["real_acc1"], figures["real_acc5"] = _real_accuracy(pair, record, real_sets)
     published = _published(record)
     ok = pair.ok
     missing = int(num_images - len(ok))
     return ScoreRow(
         framework=record.framework, model=record.model, **figures,
         images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
-        weights=record.weights, protocol=record.protocol,
+        dataset=record.dataset.name,
+        weights=record.weights, sanity=sanity, protocol=_protocol(record),
         family=record.spec.family if record.spec else None,
+        **_catalog_facts(record),
         published_acc1=published[0], published_acc5=published[1],
         published_delta1=_difference(figures["acc1"], published[0]),
         published_delta5=_difference(figures["acc5"], published[1]),
@@ -130,11 +142,13 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         device=run.device if run else None,
         status="failed" if pair.failure else ("incomplete" if missing else "ok"),
         failure=pair.failure.reason if pair.failure else None,
-    )
+    ), hits
 
 
-def _figures(pair: PairPredictions, num_images: int, options: LabelOptions) -> dict[str, float]:
-    """acc1 and acc5, and cacc1 and cacc5 when label options are given (see the module doc)."""
+def _figures(pair: PairPredictions, num_images: int,
+             options: LabelOptions) -> tuple[dict[str, float], Hits]:
+    """acc1 and acc5, and cacc1 and cacc5 when label options are given (see the module doc);
+    and the per-image correctness behind acc1/acc5."""
     ok, top, labels = pair.ok, pair.top, pair.labels
     mask = options.mask(num_images)
     custom = options.custom_by_position(num_images, mask)
@@ -145,7 +159,15 @@ def _figures(pair: PairPredictions, num_images: int, options: LabelOptions) -> d
         selected = ok & in_mask
         true = (custom[pair.positions] if custom is not None else labels)[selected]
         figures.update(zip(("cacc1", "cacc5"), accuracy(top[selected], true), strict=True))
-    return figures
+    return figures, Hits.of(pair.positions[plain], top[plain], labels[plain])
+
+
+def _protocol(record: PairRecord) -> str:
+    """The run's protocol; an entry without its own recipe for it says that it used its reference
+    recipe (users' entries may leave out the northcutt2019 recipe)."""
+    recipes = getattr(record.spec, "recipes", None)
+    protocol = record.protocol
+    return protocol if recipes is None or protocol in recipes else f"{protocol} (reference recipe)"
 
 
 def _difference(measured: float, published: float | None) -> float | None:
@@ -155,7 +177,7 @@ def _difference(measured: float, published: float | None) -> float | None:
     return measured - published
 
 
-def _val_numbers(image_ids) -> np.ndarray:
+def validation_numbers(image_ids) -> np.ndarray:
     """0-based ImageNet validation file number of each image id, -1 where it has none."""
     matched = pc.extract_regex(image_ids, _VAL_FILE_PATTERN)
     digits = pc.struct_field(matched, "number")
@@ -171,8 +193,8 @@ def real_label_sets(real: list[list[int]]) -> np.ndarray:
     return sets
 
 
-def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) -> float:
-    numbers = _val_numbers(pair.image_ids)
+def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) -> tuple[float, float]:
+    numbers = validation_numbers(pair.image_ids)
     if (numbers < 0).any():
         raise UserError(
             f"ReaL labels match rows by ImageNet file name (ILSVRC2012_val_<n>.JPEG), but "
@@ -183,15 +205,35 @@ def _real_accuracy(pair: PairPredictions, record: PairRecord, sets: np.ndarray) 
         raise UserError(f"the ReaL file has {len(sets)} entries; image {numbers.max() + 1} is beyond it")
     rows = sets[numbers]
     counted = pair.ok & (rows >= 0).any(axis=1)
-    correct = (rows == pair.top[:, :1]).any(axis=1)
-    return float(100.0 * correct[counted].mean()) if counted.any() else float("nan")
+    if not counted.any():
+        return float("nan"), float("nan")
+    # hits[i, k]: the k-th prediction is in the image's set (the -1 padding matches no prediction)
+    hits = (pair.top[:, :, None] == rows[:, None, :]).any(axis=2)[counted]
+    return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
+
+
+def _catalog_facts(record: PairRecord) -> dict:
+    """The catalog entry's architecture key, set, size, cost and model input, for the tables,
+    the report and the timm files."""
+    spec = record.spec
+    if spec is None:
+        return {}
+    recipe = getattr(record, "recipe", None) or spec.recipes.get(record.protocol)
+    facts = {"arch": spec.arch, "model_set": spec.model_set, "params": spec.num_params,
+             "gflops": spec.gflops, "img_size": None, "crop_pct": None, "interpolation": None}
+    if recipe:
+        squash = recipe["resize"] == "squash"
+        facts["img_size"] = recipe["size"] if squash else recipe["crop"] or recipe["size"]
+        facts["crop_pct"] = 1.0 if squash else facts["img_size"] / recipe["size"]
+        facts["interpolation"] = recipe["interpolation"]
+    return facts
 
 
 def _published(record: PairRecord) -> tuple[float | None, float | None, str | None]:
     """The figure to compare with: the 2019 table under its protocol, else the framework's own."""
     spec = record.spec
-    if spec is None:
-        return None, None, None
+    if spec is None or record.dataset.name != "imagenet":
+        return None, None, None  # the catalog's figures are ImageNet's (--published: timm's)
     if record.protocol == "northcutt2019":
         figures, source = spec.published.get("northcutt2019"), "northcutt2019 table"
     else:
@@ -200,13 +242,13 @@ def _published(record: PairRecord) -> tuple[float | None, float | None, str | No
     return (figures[0], figures[1], source) if figures else (None, None, None)
 
 
-def _rank(rows: list[ScoreRow], column: str, rank_column: str) -> None:
-    """1 = best over all rows; equal accuracies share the better rank, as in the 2019 table.
-    A model with no readable image (NaN) gets no rank."""
+def rank_column(rows: list[ScoreRow], column: str, rank: str) -> None:
+    """Rank rows on `column` into `rank`: 1 = best over all rows; equal accuracies share the
+    better rank, as in the 2019 table. A model with no readable image (NaN) gets no rank."""
     values = [row[column] for row in rows if not math.isnan(row[column])]
     for row in rows:
         value = row[column]
-        setattr(row, rank_column, None if math.isnan(value) else 1 + sum(o > value for o in values))
+        setattr(row, rank, None if math.isnan(value) else 1 + sum(o > value for o in values))
 
 
 def compare_with_reference(rows: list[ScoreRow], reference: list[dict]) -> list[str]:

@@ -1,57 +1,101 @@
 """`kpbench report`: charts of a scored run, and an index page embedding them.
 
 Input is the table `kpbench score` wrote (OUT/results/accuracy.json, with any cleaned or
-ReaL figures it computed); output is PNG files and OUT/results/report.md beside it.
+ReaL figures it computed, the label-set tables accuracy-<set>.json and the wide table
+accuracy-wide.json when it wrote them); output is PNG files and OUT/results/report.md beside it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import LogitFormatter  # noqa: E402
+from scipy.special import expit, logit  # noqa: E402
 
-from runner.atomic import atomic_path, write_text_atomic  # noqa: E402
+from runner.outputs import Location, LocationLike  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
 
 
-def write_report(out: str | Path) -> list[Path]:
+def write_report(out: LocationLike) -> list[Location]:
     """Write the charts that the table supports; returns the paths, index page last."""
-    folder = Path(out) / "results"
+    folder = Location.of(out) / "results"
     table = folder / "accuracy.json"
     if not table.is_file():
-        raise FileNotFoundError(table)
+        raise FileNotFoundError(str(table))
     document = json.loads(table.read_text())
     rows = [ScoreRow.model_validate(row) for row in document["rows"]]
     random = document["random_weights"]
-    charts: dict[str, Callable] = {"acc1_by_family.png": _by_family}
-    if any(row.published_acc1 is not None for row in rows):
-        charts["measured_vs_published.png"] = _scatter("published_acc1", "published Acc@1 (%)")
-    if any("cacc1" in row for row in rows):
-        charts["plain_vs_cleaned.png"] = _scatter("cacc1", "cleaned Acc@1 (%)")
-    if any("real_acc1" in row for row in rows):
-        charts["plain_vs_real.png"] = _scatter("real_acc1", "ImageNet-ReaL Acc@1 (%)")
     written = []
-    for name, draw in charts.items():
+    for name, draw in _charts(folder, rows).items():
         figure = draw(rows)
         if random:
-            _mark_random(figure)
-        with atomic_path(folder / name) as tmp:
-            figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+            mark_random(figure)
+        png = io.BytesIO()
+        figure.savefig(png, format="png", dpi=110, bbox_inches="tight")
         plt.close(figure)
+        (folder / name).write_bytes(png.getvalue())
         written.append(folder / name)
     index = folder / "report.md"
-    write_text_atomic(index, _index(random, [p.name for p in written], folder))
+    index.write_text(_index(random, [p.name for p in written], folder))
     return [*written, index]
+
+
+def _charts(folder: Location, rows: list[ScoreRow]) -> dict[str, Callable]:
+    """The charts the tables in `folder` support, by file name."""
+    charts: dict[str, Callable] = {"acc1_by_family.png": _by_family, "acc1_tiers.png": _tiers}
+    if any(row.published_acc1 is not None for row in rows):
+        charts["measured_vs_published.png"] = scatter_against("published_acc1", "published Acc@1 (%)")
+    if any("cacc1" in row for row in rows):
+        charts["plain_vs_cleaned.png"] = scatter_against("cacc1", "cleaned Acc@1 (%)")
+    if any("real_acc1" in row for row in rows):
+        charts["plain_vs_real.png"] = scatter_against("real_acc1", "ImageNet-ReaL Acc@1 (%)")
+    wide = folder / "accuracy-wide.json"
+    shifted = json.loads(wide.read_text())["rows"] if wide.is_file() else []
+    if _shift_sets(shifted) and any("imagenet_acc1" in row for row in shifted):
+        charts["effective_robustness.png"] = lambda _: _effective_robustness(shifted)
+    label_sets = {path.name.removesuffix(".json").removeprefix("accuracy-"): [
+        ScoreRow.model_validate(row) for row in json.loads(path.read_text())["rows"]]
+        for path in folder.files("accuracy-*.json") if path != wide}
+    if label_sets:
+        charts["rank_movement.png"] = lambda plain: _rank_movement(plain, label_sets)
+    return charts
+
+
+def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
+    """Each model's Acc@1 rank on the plain labels and its rank on each label set's corrected
+    labels (its plain-label rank for removed-c, which has no corrected figures)."""
+    columns = {} if any("label_set" in row for row in rows) else {"original labels": rows}
+    columns |= label_sets
+    figure, axes = plt.subplots(figsize=(2.2 * len(columns) + 3, max(4.0, 0.22 * len(rows) + 1)))
+    ranks: dict[tuple[str, str], list] = {}
+    for x, table in enumerate(columns.values()):
+        for row in table:
+            rank = row.crank1 if row.crank1 is not None else row.rank1
+            ranks.setdefault((row.framework, row.model), [None] * len(columns))[x] = rank
+    for (framework, model), ys in ranks.items():
+        points = [(x, y) for x, y in enumerate(ys) if y is not None]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=0.8,
+                      color=COLORS.get(framework, "black"))
+            axes.annotate(model, points[-1], fontsize=6, xytext=(4, 0), textcoords="offset points",
+                          va="center")
+    axes.invert_yaxis()
+    axes.set_xticks(range(len(columns)), list(columns), rotation=20, ha="right", fontsize=8)
+    axes.set_ylabel("rank (Acc@1; corrected labels: cAcc@1)")
+    axes.set_title("Rank movement between label sets", fontsize=9)
+    return figure
 
 
 def _by_family(rows: list[ScoreRow]):
@@ -84,7 +128,7 @@ def _by_family(rows: list[ScoreRow]):
     return figure
 
 
-def _scatter(column: str, label: str):
+def scatter_against(column: str, label: str):
     """Acc@1 against another figure per model, with the diagonal where the two agree."""
 
     def draw(rows: list[ScoreRow]):
@@ -112,13 +156,70 @@ def _scatter(column: str, label: str):
     return draw
 
 
-def _mark_random(figure) -> None:
+def _tiers(rows: list[ScoreRow]):
+    """Acc@1 with its 95% interval, best first; shading changes where a tier ends."""
+    ranked = [row for row in rows if row.tier is not None]
+    figure, axes = plt.subplots(figsize=(max(6.0, 0.32 * len(ranked) + 2), 4.5))
+    for i, row in enumerate(ranked):
+        if row.tier % 2 == 0:
+            axes.axvspan(i - 0.5, i + 0.5, color="grey", alpha=0.12, linewidth=0)
+        error = [[row.acc1 - row.acc1_ci_low], [row.acc1_ci_high - row.acc1]]
+        axes.errorbar(i, row.acc1, yerr=error, fmt="o", markersize=3, capsize=2,
+                      color=COLORS.get(row.framework, "black"))
+        axes.text(i, 1.0, str(row.tier), transform=axes.get_xaxis_transform(), ha="center",
+                  va="bottom", fontsize=6, color="dimgrey")
+    axes.set_xticks(range(len(ranked)), [f"{r.framework}/{r.model}" for r in ranked],
+                    rotation=70, ha="right", fontsize=6)
+    axes.set_ylabel("Acc@1 (%), 95% Clopper-Pearson interval")
+    axes.set_title("Tiers (numbers on top): neighbours not separable by an exact McNemar test "
+                   "(alpha 0.05, adjacent pairs)", fontsize=9, pad=14)
+    return figure
+
+
+def _effective_robustness(rows: list[dict]):
+    """Per shift set: its Acc@1 against ImageNet Acc@1 on logit axes, with the linear fit (in
+    logit space) over the models; each point's label carries its tier on the shift set."""
+    names = _shift_sets(rows)
+    figure, panels = plt.subplots(1, len(names), figsize=(4.6 * len(names), 4.6), squeeze=False)
+    for axes, name in zip(panels[0], names, strict=True):
+        points = [(row["imagenet_acc1"] / 100, row[f"{name}_acc1"] / 100, row)
+                  for row in rows if 0 < (row.get("imagenet_acc1") or 0) < 100
+                  and 0 < (row.get(f"{name}_acc1") or 0) < 100]
+        for x, y, row in points:
+            axes.scatter(x, y, s=14, color=COLORS.get(row["framework"], "black"))
+            axes.annotate(f"{row['model']} (tier {row.get(f'{name}_tier')})", (x, y), fontsize=5,
+                          xytext=(2, 2), textcoords="offset points")
+        if len(points) >= 2:
+            xs, ys = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+            slope, intercept = np.polyfit(logit(xs), logit(ys), 1)
+            grid = np.linspace(xs.min(), xs.max(), 50)
+            axes.plot(grid, expit(slope * logit(grid) + intercept), color="black",
+                      linewidth=0.8, label=f"fit: logit y = {slope:.2f} logit x {intercept:+.2f}")
+            axes.legend(fontsize=6)
+        axes.set_xscale("logit")
+        axes.set_yscale("logit")
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_major_formatter(LogitFormatter(one_half="0.5"))
+        axes.set_xlabel("ImageNet Acc@1")
+        axes.set_ylabel(f"{name} Acc@1")
+        axes.set_title(f"Effective robustness: {name}", fontsize=9)
+    return figure
+
+
+def _shift_sets(rows: list[dict]) -> list[str]:
+    """The shift sets in a wide table (not ImageNet, its ReaL labels or a -clean baseline)."""
+    groups = dict.fromkeys(key.removesuffix("_acc1") for row in rows for key in row if key.endswith("_acc1"))
+    return [name for name in groups
+            if name not in ("imagenet", "imagenet-real") and not name.endswith("-clean")]
+
+
+def mark_random(figure) -> None:
     figure.text(0.5, 0.5, "weights: random", fontsize=28, color="red", alpha=0.25,
                 ha="center", va="center", rotation=25)
-    figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=0.01, va="bottom")
+    figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=1.0, va="bottom")  # above the title
 
 
-def _index(random: bool, charts: list[str], folder: Path) -> str:
+def _index(random: bool, charts: list[str], folder: Location) -> str:
     lines = ["# kpbench report", ""]
     if random:
         lines += [f"> **{RANDOM_NOTE}**", ""]

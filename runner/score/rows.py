@@ -12,7 +12,8 @@ class ScoreRow(Keyed):
     """One (framework, model). Accuracies are percentages over the images the model could read
     (NaN when there are none). Columns with a default appear in the files only when they were
     set: the cleaned figures with --omit/--keep/--custom-labels, ReaL with --real, the reference
-    ones with --reference (on the rows the reference has)."""
+    ones with --reference (on the rows the reference has). A label-set table's rows
+    (runner.score.label_tables) have `label_set` and `cimages`, and no published figures."""
 
     framework: str
     model: str
@@ -26,19 +27,46 @@ class ScoreRow(Keyed):
     crank1: int | None = None
     crank5: int | None = None
     real_acc1: float | None = None
+    real_acc5: float | None = None  # a top-5 class in the image's ReaL set
     real_rank1: int | None = None
-    images: int  # readable images
+    images: int  # readable images (label sets: the images behind acc1/acc5)
+    cimages: int | None = None  # label sets: the images behind cacc1/cacc5
     errors: int  # unreadable images
     missing: int  # dataset images without a row (an unfinished or failed run)
     weights: str
     protocol: str
     family: str | None
+    # from the catalog entry the pair ran with (None for a model not in the catalog)
+    arch: str | None = None  # the same network in another framework has the same arch
+    model_set: str | None = None  # the catalog set: northcutt2019, torchvision, keras, ...
+    params: int | None = None
+    gflops: float | None = None
+    img_size: int | None = None  # side of the model input
+    crop_pct: float | None = None  # center crop / resized shorter side (1 for a squash), as timm
+    interpolation: str | None = None
+    dataset: str = "imagenet"  # the test set (runner.data.shift)
+    label_set: str | None = None  # the label-error set (runner.score.labelsets)
+    # 95% Clopper-Pearson intervals (percent) and the tier of the Acc@1 ranking: 1 = best, a
+    # new tier where an exact McNemar test separates neighbours (runner.score.stats); the
+    # p-value against the model ranked just above. The c-prefixed ones: cAcc, label sets.
+    tier: int | None = None
+    acc1_ci_low: float | None = None
+    acc1_ci_high: float | None = None
+    acc5_ci_low: float | None = None
+    acc5_ci_high: float | None = None
+    tier_p_above: float | None = None
+    ctier: int | None = None
+    cacc1_ci_low: float | None = None
+    cacc1_ci_high: float | None = None
+    cacc5_ci_low: float | None = None
+    cacc5_ci_high: float | None = None
+    ctier_p_above: float | None = None
     # the published figure under this protocol, and measured minus it (percentage points)
-    published_acc1: float | None
-    published_acc5: float | None
-    published_delta1: float | None
-    published_delta5: float | None
-    published_source: str | None
+    published_acc1: float | None = None
+    published_acc5: float | None = None
+    published_delta1: float | None = None
+    published_delta5: float | None = None
+    published_source: str | None = None
     # --reference: its figures, and measured (to two decimals) minus them
     reference_acc1: float | None = None
     reference_acc5: float | None = None
@@ -50,6 +78,9 @@ class ScoreRow(Keyed):
     device: str | None
     status: Literal["ok", "incomplete", "failed"]
     failure: str | None  # why the pair failed
+    # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
+    # Last, so that the columns before it keep their places in the files.
+    sanity: Literal["ok", "failed", "skipped"] | None
 
     def cells(self) -> dict[str, Any]:
         """The columns this row has, in column order (floats as they are: NaN stays NaN)."""

@@ -1,0 +1,101 @@
+"""Is a gap real: Clopper-Pearson intervals, exact McNemar tests and tiers. Pure (numpy, scipy).
+
+- Every accuracy gets a 95% Clopper-Pearson (exact binomial) interval, from the beta quantiles
+  that define it: the same bounds as scipy's binomtest(...).proportion_ci(method="exact"),
+  which finds them by root-finding, at a small fraction of the cost (a table has hundreds).
+- Two models scored on the same images are compared by an exact McNemar test: of the images
+  exactly one of them gets right, is the split compatible with 50/50 (two-sided binomial)?
+- Tiers follow a ranking: walking down from the best model, a new tier starts at every adjacent
+  pair whose McNemar p-value is below alpha = 0.05. Adjacent pairs only, no correction for
+  multiple comparisons: a tier says "not separable from its neighbour", not "all equal".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import beta, binomtest
+
+CONFIDENCE = 0.95
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Per-image correctness of one model over the images behind a figure."""
+
+    positions: np.ndarray  # dataset positions, sorted, unique
+    top1: np.ndarray  # bool: top-1 right
+    top5: np.ndarray  # bool: the label is among the top 5
+
+    @classmethod
+    def of(cls, positions: np.ndarray, top: np.ndarray, true: np.ndarray) -> Hits:
+        order = np.argsort(positions, kind="stable")
+        hits = top[order] == np.asarray(true)[order, None]
+        return cls(np.asarray(positions)[order], hits[:, 0], hits.any(axis=1))
+
+    def correct(self, k: int) -> np.ndarray:
+        return self.top1 if k == 1 else self.top5
+
+
+@dataclass(frozen=True)
+class McNemar:
+    images: int  # images both were scored on
+    only_a: int  # right by A alone
+    only_b: int  # right by B alone
+    pvalue: float  # exact, two-sided; 1.0 when no image separates them
+
+
+def clopper_pearson(right: int, images: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact binomial interval of an accuracy, in percent; NaN for no images."""
+    if images == 0:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2
+    low = beta.ppf(tail, right, images - right + 1) if right > 0 else 0.0
+    high = beta.ppf(1 - tail, right + 1, images - right) if right < images else 1.0
+    return 100.0 * float(low), 100.0 * float(high)
+
+
+def mcnemar(a: Hits, b: Hits, k: int = 1) -> McNemar:
+    """Exact McNemar test on the images both were scored on (matched by position)."""
+    _, in_a, in_b = np.intersect1d(a.positions, b.positions, assume_unique=True, return_indices=True)
+    right_a, right_b = a.correct(k)[in_a], b.correct(k)[in_b]
+    only_a, only_b = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    discordant = only_a + only_b
+    pvalue = binomtest(only_a, discordant, 0.5).pvalue if discordant else 1.0
+    return McNemar(len(in_a), only_a, only_b, float(pvalue))
+
+
+def tiers(ranked: list[Hits], k: int = 1,
+          alpha: float = ALPHA) -> tuple[list[int], list[float | None]]:
+    """Tier of each model (1 = best) in ranking order, and each model's McNemar p-value against
+    the one ranked just above it (None for the first)."""
+    levels, pvalues = [], []
+    for i, hits in enumerate(ranked):
+        pvalue = mcnemar(ranked[i - 1], hits, k).pvalue if i else None
+        levels.append(1 if not i else levels[-1] + (pvalue < alpha))
+        pvalues.append(pvalue)
+    return levels, pvalues
+
+
+def significance_columns(hits: dict, accuracy: dict[object, float], prefix: str = "acc",
+                         tier_column: str = "tier") -> dict[object, dict]:
+    """Per key: `<prefix>1_ci_low/high`, `<prefix>5_ci_low/high` (percent), the tier and the
+    p-value against the model ranked just above, following the ranking of `accuracy`
+    (Acc@1 of each key; best first). A key without images gets NaN intervals and no tier."""
+    columns = {}
+    for key, model_hits in hits.items():
+        images = len(model_hits.positions)
+        columns[key] = {}
+        for k in (1, 5):
+            low, high = clopper_pearson(int(model_hits.correct(k).sum()), images)
+            columns[key] |= {f"{prefix}{k}_ci_low": low, f"{prefix}{k}_ci_high": high}
+        columns[key] |= {tier_column: None, f"{tier_column}_p_above": None}
+    scored = [key for key in hits if len(hits[key].positions) and not math.isnan(accuracy[key])]
+    scored.sort(key=lambda key: -accuracy[key])  # stable: equal accuracies keep their order
+    levels, pvalues = tiers([hits[key] for key in scored])
+    for key, level, pvalue in zip(scored, levels, pvalues, strict=True):
+        columns[key] |= {tier_column: level, f"{tier_column}_p_above": pvalue}
+    return columns
