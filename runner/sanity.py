@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from runner.atomic import write_text_atomic
 from runner.data.photos import sanity_photos, top5_hits
 from runner.data.recipes import Recipe, decode_rgb
 from runner.errors import UserError
+from runner.outputs import Location, LocationLike
 from runner.predictions import top_k
 
 MIN_FRACTION = 0.6
@@ -55,18 +54,18 @@ def check(predict: Callable[[np.ndarray], np.ndarray], recipe: Recipe) -> Sanity
     return SanityResult(status, hits, len(photos), top5)
 
 
-def run_check(mode: Mode, key: str, predict, recipe: Recipe, folder: Path) -> SanityResult:
+def run_check(mode: Mode, key: str, predict, recipe: Recipe, folder: LocationLike) -> SanityResult:
     """The check as the run asks for it; the result is written to `folder`. Strict mode raises
     UserError for a failed check, so the model fails alone."""
     result = SanityResult("skipped") if mode == "skip" else check(predict, recipe)
-    write_text_atomic(folder / SANITY_FILE, json.dumps(asdict(result)) + "\n")
+    (Location.of(folder) / SANITY_FILE).write_text(json.dumps(asdict(result)) + "\n")
     if result.status == "failed" and mode == "strict":
         raise UserError(f"{key}: sanity check failed ({result.summary()}; broken or random "
                         "weights?); stopped by --strict-sanity")
     return result
 
 
-def read_status(folder: Path) -> str | None:
+def read_status(folder: LocationLike) -> str | None:
     """ok, failed or skipped from a pair's folder; None where no check ran (imported, older)."""
-    path = folder / SANITY_FILE
+    path = Location.of(folder) / SANITY_FILE
     return json.loads(path.read_text())["status"] if path.is_file() else None

@@ -45,10 +45,10 @@ def test_one_run_gives_a_self_contained_page_beside_the_png_report(tmp_path):
     assert page.count("<tbody>") == 2 and page.count('<tr data-framework=') == 4
     assert headers(page)[:8] == ["framework", "model", "arch", "family", "set", "protocol", "Acc@1",
                                  "Acc@5"]
-    for absent in ("backend", "tier", "ReaL Acc@1", "run"):
+    for absent in ("backend", "ReaL Acc@1", "run"):
         assert absent not in headers(page)
     assert captions(page) == ["Accuracy against compute", "Accuracy against size",
-                              "Frameworks per architecture", "Measured against published"]
+                              "Frameworks per architecture", "Measured against published", "Tiers"]
 
 
 def test_random_weights_are_marked_at_the_top_and_on_every_chart(tmp_path):
@@ -56,7 +56,7 @@ def test_random_weights_are_marked_at_the_top_and_on_every_chart(tmp_path):
     body = page[page.index("<body>"):]
     assert body.index('class="random-banner"') < body.index("<h1>")
     charts = re.findall(r"<figure class=\"chart\">.*?</figure>", page, re.DOTALL)
-    assert len(charts) == 4 and all("weights: random" in chart for chart in charts)
+    assert len(charts) == 5 and all("weights: random" in chart for chart in charts)
     pretrained = make_run(tmp_path / "pretrained", weights="pretrained")
     page = write_html_report([read_run(str(pretrained))], tmp_path / "out2").read_text()
     assert "weights: random" not in page and 'class="random-banner"' not in page

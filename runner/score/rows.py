@@ -80,7 +80,7 @@ class ScoreRow(Keyed):
     failure: str | None  # why the pair failed
     # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
     # Last, so that the columns before it keep their places in the files.
-    sanity: Literal["ok", "failed", "skipped"] | None
+    sanity: Literal["ok", "failed", "skipped"] | None = None
 
     def cells(self) -> dict[str, Any]:
         """The columns this row has, in column order (floats as they are: NaN stays NaN)."""

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 import pyarrow.fs as pafs
 
 from runner.errors import UserError
-from runner.outputs import Location
+from runner.outputs import Location, LocationLike
 from runner.predictions import read_provenance
 
 TABLE = "results/accuracy.json"
@@ -37,8 +37,9 @@ def is_remote(location: str) -> bool:
     return "://" in location
 
 
-def read_run(location: Location) -> RunTables:
+def read_run(location: LocationLike) -> RunTables:
     """The scored tables and the provenance of a run folder; UserError when it is not scored."""
+    location = Location.of(location)
     filesystem, base = location.filesystem, location.path
     table = _join(base, TABLE)
     if filesystem.get_file_info(table).type != pafs.FileType.File:
