@@ -76,14 +76,14 @@ def _add_report(commands) -> None:
         "report", help="a browsable HTML page of scored runs (and PNG charts)",
         description="Write report/index.html, one self-contained page (it opens from file:// with "
         "no network): the accuracy table, sortable and filterable, charts and provenance, from the "
-        "tables `kpbench score` wrote (a local run not scored yet is scored first). One local run: "
-        "RUN/report/index.html, and PNG charts with RUN/results/report.md; several runs or a URI: "
+        "tables `kpbench score` wrote (a run not scored yet is scored first). One run: "
+        "RUN/report/index.html, and PNG charts with RUN/results/report.md; several runs: "
         "--out DIR (docs/report.md).",
     )
     report.add_argument("runs", nargs="+", metavar="RUN",
                         help="run folder, or URI of one (s3://..., gs://..., file://...)")
     report.add_argument("--out", metavar="DIR", help="folder for index.html (needed for several "
-                        "runs or a URI; default RUN/report)")
+                        "runs; default RUN/report)")
     add_shared_flag(report, "s3_endpoint")
 
 
@@ -345,21 +345,18 @@ def _read_csv(path: str) -> list[dict]:
 
 
 def cmd_report(args, console: Console) -> int:
-    from pathlib import Path
-
     from runner.score.html import write_html_report
     from runner.score.report import write_report
-    from runner.score.runs import is_remote, read_run
+    from runner.score.runs import read_run
 
-    one_local = len(args.runs) == 1 and not is_remote(args.runs[0])
-    if args.out is None and not one_local:
-        raise UserError("give --out DIR for several runs or a URI (there is no one run folder to write into)")
-    for run in args.runs:
-        if not is_remote(run) and not (Path(run) / "results" / "accuracy.json").is_file():
-            _score_and_print(Location.of(run), console)
-    written = write_report(args.runs[0]) if one_local else []
-    written.append(write_html_report([read_run(Location.of(run, args.s3_endpoint)) for run in args.runs],
-                                     args.out or Path(args.runs[0]) / "report"))
+    runs = [Location.of(run, args.s3_endpoint) for run in args.runs]
+    if args.out is None and len(runs) > 1:
+        raise UserError("give --out DIR for several runs (there is no one run folder to write into)")
+    for run in runs:
+        if not (run / "results" / "accuracy.json").is_file():
+            _score_and_print(run, console)
+    written = write_report(runs[0]) if len(runs) == 1 else []
+    written.append(write_html_report([read_run(run) for run in runs], args.out or runs[0] / "report"))
     for path in written:
         console.print(f"wrote {path}")
     return 0

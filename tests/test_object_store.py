@@ -31,7 +31,8 @@ from .test_failures import _cli, _finish, kill_driver_mid_run
 
 MODELS = ["pytorch/squeezenet1_1", "keras/mobilenet"]
 SHARD = re.compile(r"predictions/framework=\w+/model=[\w.]+/shard-\d{5}\.parquet")
-RESULT = re.compile(r"results/[\w.]+\.(csv|md|json|png)")
+RESULT = re.compile(r"results/[\w.]+\.(csv|md|json|png)|report/index\.html")
+SANITY = re.compile(r"predictions/framework=\w+/model=[\w.]+/_sanity\.json")  # the weights check
 
 
 def _uri(prefix: str, bucket: str = BUCKET) -> str:
@@ -44,7 +45,8 @@ def _relative(keys: list[str], prefix: str) -> list[str]:
 
 def _only_finished_files(keys: list[str], prefix: str) -> None:
     """Every object is a whole predictions or results file: no probe, marker or partial file."""
-    strays = [key for key in _relative(keys, prefix) if not (SHARD.fullmatch(key) or RESULT.fullmatch(key))]
+    strays = [key for key in _relative(keys, prefix)
+              if not any(pattern.fullmatch(key) for pattern in (SHARD, RESULT, SANITY))]
     assert strays == []
 
 
@@ -122,11 +124,12 @@ def test_a_run_to_s3_has_the_predictions_of_a_local_run(runs):
 
 
 def test_each_shard_is_one_put_and_nothing_else_is_left(runs, s3_server):
-    keys = s3_server.keys("run/predictions")
+    written = s3_server.keys("run/predictions")  # the shards and each model's _sanity.json
+    keys = [key for key in written if key.endswith(".parquet")]
     assert len(keys) == len(MODELS) * 4  # 15 images in shards of 4
     _only_finished_files(keys, "run")
     puts = s3_server.requests("PUT", "run/predictions")
-    assert puts == {f"/{BUCKET}/{key}": 1 for key in keys}  # no ?partNumber= part uploads
+    assert puts == {f"/{BUCKET}/{key}": 1 for key in written}  # no ?partNumber= part uploads
     assert not s3_server.requests("POST", "run/")  # no multipart upload was ever started
     assert s3_server.multipart_uploads() == []
 
@@ -167,8 +170,9 @@ def test_a_foreign_config_is_refused_then_overwritten_without_strays(runs, sampl
     assert run_benchmark(config, Console(quiet=True)).failed == {}
     keys = s3_server.keys("run/")
     _only_finished_files(keys, "run")
-    assert len(s3_server.keys("run/predictions")) == len(MODELS) * 4
-    assert {read_provenance(path).pair_key for path in folder.files()} != {old_key}
+    shards = [key for key in s3_server.keys("run/predictions") if key.endswith(".parquet")]
+    assert len(shards) == len(MODELS) * 4
+    assert {read_provenance(path).pair_key for path in folder.files("*.parquet")} != {old_key}
     assert load_pair(folder).positions.tolist() == list(range(15))  # one key, one row an image
 
 

@@ -163,11 +163,11 @@ def test_provenance_summary_names_gpu_driver_cuda_and_dates():
     assert older["run dates"] == "2026-11-29 20:03 UTC (file times: the files record none)"
 
 
-def test_several_runs_or_a_uri_need_out(tmp_path, capsys):
+def test_several_runs_need_out(tmp_path, capsys):
     first, second = make_run(tmp_path / "first"), make_run(tmp_path / "second", "pretrained")
     capsys.readouterr()
     assert main(["report", str(first), str(second)]) == 2
-    assert "give --out DIR for several runs or a URI" in capsys.readouterr().err
+    assert "give --out DIR for several runs" in capsys.readouterr().err
     assert main(["report", str(first), str(second), "--out", str(tmp_path / "both")]) == 0
     page = (tmp_path / "both" / "index.html").read_text()
     assert page.count('<tr data-framework=') == 8 and '<select data-filter="run">' in page

@@ -17,7 +17,7 @@ from string import Template
 from typing import Any
 
 from runner import __version__
-from runner.atomic import write_text_atomic
+from runner.outputs import Location, LocationLike
 from runner.score.html_charts import charts
 from runner.score.html_provenance import summarise
 from runner.score.html_rows import Page, PageRow, build_page
@@ -125,9 +125,10 @@ def render(runs: list[RunTables]) -> str:
     )
 
 
-def write_html_report(runs: list[RunTables], folder: str | Path) -> Path:
-    path = Path(folder) / "index.html"
-    write_text_atomic(path, render(runs))
+def write_html_report(runs: list[RunTables], folder: LocationLike) -> Location:
+    """FOLDER/index.html, in a local folder or at a URI (written whole, as every run file)."""
+    path = Location.of(folder) / "index.html"
+    path.write_text(render(runs))
     return path
 
 
