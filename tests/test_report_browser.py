@@ -104,7 +104,7 @@ def test_sorting_filtering_no_errors_no_network(browser, tmp_path):
     opened.page.select_option('select[data-filter="framework"]', "")
     assert len(opened.labels()) == 4
 
-    assert opened.page.locator("figure.chart svg").count() == 4
+    assert opened.page.locator("figure.chart svg").count() == 5  # tiers: every table has them
     assert opened.page.locator(".random-banner").is_visible()
     shot = opened.screenshot("report-browser.png")
     assert shot.stat().st_size > 20_000
@@ -126,7 +126,7 @@ def test_the_2019_import_with_real(browser, imported_2019):
     opened.page.select_option('select[data-filter="framework"]', "")
     assert opened.page.locator("figure.chart figcaption").all_inner_texts() == [
         "Accuracy against compute", "Accuracy against size", "Frameworks per architecture",
-        "Measured against published", "Rank movement"]
+        "Measured against published", "Rank movement", "Tiers"]
     opened.sort("Acc@1")
     opened.screenshot("report-2019.png")
     assert opened.errors == [] and opened.fetched == []
