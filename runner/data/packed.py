@@ -31,7 +31,7 @@ PACK_SCHEMA = pa.schema([
 
 
 @cache
-def filesystem_of(uri: str) -> tuple[pafs.FileSystem, str]:
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem of a path or URI (s3://, gs://, file://...) and the path on it."""
     try:
         return pafs.FileSystem.from_uri(uri)
@@ -44,7 +44,7 @@ def _join(base: str, name: str) -> str:
 
 
 def is_packed(data: str) -> bool:
-    filesystem, path = filesystem_of(data)
+    filesystem, path = _filesystem(data)
     try:
         return filesystem.get_file_info(_join(path, MANIFEST)).type == pafs.FileType.File
     except OSError:
@@ -55,7 +55,7 @@ def pack_dataset(index: DatasetIndex, uri: str, rows_per_file: int, progress=Non
     """Write the parts, then the manifest; returns the number of part files."""
     if rows_per_file <= 0:
         raise UserError("--rows-per-file must be positive")
-    filesystem, base = filesystem_of(uri)
+    filesystem, base = _filesystem(uri)
     filesystem.create_dir(base, recursive=True)
     parts = []
     for number, start in enumerate(range(0, len(index), rows_per_file)):
@@ -87,7 +87,7 @@ def _read_file(path: str) -> bytes:
 
 
 def open_packed(uri: str) -> DatasetIndex:
-    filesystem, base = filesystem_of(uri)
+    filesystem, base = _filesystem(uri)
     try:
         with filesystem.open_input_stream(_join(base, MANIFEST)) as stream:
             manifest = json.loads(stream.read())
@@ -111,7 +111,7 @@ def open_packed(uri: str) -> DatasetIndex:
 
 def read_packed_images(location: str, rows: list[int]) -> list[bytes]:
     """The encoded images at `rows` of one part file, reading only their row groups."""
-    filesystem, path = filesystem_of(location)
+    filesystem, path = _filesystem(location)
     with filesystem.open_input_file(path) as file:
         part = pq.ParquetFile(file)
         groups = sorted({row // ROW_GROUP for row in rows})

@@ -33,10 +33,6 @@ class RunTables:
     provenance: list[dict]  # per pair: its files' provenance, with `file_times` (Unix, per file)
 
 
-def is_remote(location: str) -> bool:
-    return "://" in location
-
-
 def read_run(location: LocationLike) -> RunTables:
     """The scored tables and the provenance of a run folder; UserError when it is not scored."""
     location = Location.of(location)

@@ -25,7 +25,6 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 from runner.errors import UserError
 from runner.outputs import Location, LocationLike
@@ -40,7 +39,7 @@ TIMM_NAMES = {"imagenetv2": "imagenetv2-matched-frequency", "imagenet-sketch": "
 CLEAN_BASED = ("imagenet-a", "imagenet-r")  # compared with their `-clean` run, not ImageNet
 DEFAULT_KERAS_BACKEND = "tensorflow"
 RANDOM_SUFFIX = " (weights: random)"
-FOLDER = Path("results") / "timm"  # under the run folder
+FOLDER = "results/timm"  # under the run folder
 
 
 @dataclass(frozen=True)
