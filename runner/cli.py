@@ -13,6 +13,7 @@ from rich.table import Table
 from runner import __version__
 from runner.catalog import FRAMEWORKS, PROTOCOLS, SET_NAMES, load_catalog
 from runner.errors import UserError
+from runner.frameworks.precision import PRECISIONS
 
 
 def _list(value: str) -> list[str]:
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, help="images per forward pass in batched modes")
     run.add_argument("--keras-mode", choices=("reproducible", "batched"),
                      help="reproducible (default): one image per Keras forward pass")
+    run.add_argument("--keras-backends", type=_list, metavar="BACKENDS",
+                     help="comma-separated Keras backends: tensorflow (default), jax, torch; "
+                     "each Keras model runs once per backend")
+    run.add_argument("--precision", choices=PRECISIONS,
+                     help="fp32 (default, strict), tf32 (TF32 matrix products on GPUs that have "
+                     "them) or bf16 (bfloat16 compute)")
     run.add_argument("--shard-size", type=int, help="images per shard / Parquet file")
     run.add_argument("--replicas", type=replica_count,
                      help="most actors one model may get: a number, or auto (default)")
@@ -169,7 +176,7 @@ def cmd_run(args, console: Console) -> int:
         key: getattr(args, key)
         for key in ("data", "labels", "classes", "out", "models", "frameworks", "weights",
                     "protocol", "batch_size", "keras_mode", "shard_size", "replicas", "seed", "address",
-                    "local_gpus", "overwrite")
+                    "local_gpus", "overwrite", "keras_backends", "precision")
     }
     cfg = load_config(args.config, overrides)
     outcome = run_benchmark(cfg, console)

@@ -14,10 +14,13 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
 )
 
 from runner.catalog import FRAMEWORKS, Framework, Protocol
 from runner.errors import UserError, did_you_mean
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
+from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 
 class RunConfig(BaseModel):
@@ -39,6 +42,13 @@ class RunConfig(BaseModel):
     batch_size: PositiveInt = Field(64, description="images per forward pass (batched modes)")
     keras_mode: Literal["reproducible", "batched"] = Field(
         "reproducible", description="reproducible = one image per Keras forward pass"
+    )
+    keras_backends: list[KerasBackend] = Field(
+        [DEFAULT_BACKEND], min_length=1,
+        description="Keras backends each Keras model runs on: tensorflow, jax, torch (one pair each)",
+    )
+    precision: Precision = Field(
+        DEFAULT_PRECISION, description="fp32 (strict), tf32 (TF32 matrix products) or bf16 compute"
     )
     forward_threads: PositiveInt = Field(
         2, description="reproducible mode: one-image forward passes in flight at once"
@@ -65,6 +75,14 @@ class RunConfig(BaseModel):
     )
     dashboard: bool = Field(False, description="start the Ray dashboard (localhost only)")
     overwrite: bool = Field(False, description="replace predictions made with another config")
+
+
+    @field_validator("keras_backends")
+    @classmethod
+    def _distinct(cls, backends: list[str]) -> list[str]:
+        if len(set(backends)) != len(backends):
+            raise ValueError("each backend at most once")
+        return backends
 
 
 def load_config(path: str | None, overrides: dict) -> RunConfig:

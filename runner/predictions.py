@@ -1,7 +1,9 @@
 """The one Parquet schema for predictions, and the provenance stored with every file.
 
 Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
-pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path).
+pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path); Keras
+models on the jax or torch backend live in framework=keras/backend=<b>/model=<name>/ (the
+default tensorflow backend keeps the shorter path, so earlier runs still resume).
 One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file metadata.
 """
 
@@ -16,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runner.atomic import atomic_path
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 
 SCHEMA_VERSION = 1
 TOP_K = 5
@@ -92,11 +95,12 @@ def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> 
     return pa.FixedSizeListArray.from_arrays(flat, TOP_K, mask=null_mask)
 
 
-def shard_path(out: str | Path, framework: str, model: str, shard_index: int) -> Path:
-    return (
-        Path(out) / "predictions" / f"framework={framework}" / f"model={model}"
-        / f"shard-{shard_index:05d}.parquet"
-    )
+def shard_path(out: str | Path, framework: str, model: str, shard_index: int,
+               backend: str | None = None) -> Path:
+    folder = Path(out) / "predictions" / f"framework={framework}"
+    if backend not in (None, DEFAULT_BACKEND):
+        folder = folder / f"backend={backend}"
+    return folder / f"model={model}" / f"shard-{shard_index:05d}.parquet"
 
 
 def write_shard(table: pa.Table, path: Path) -> None:
@@ -122,8 +126,9 @@ FAILURE_FILE = "_failed.json"
 
 
 def record_failure(out: str | Path, job, reason: str) -> None:
-    path = shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE)
+    path = shard_path(out, job.spec.framework, job.spec.name, 0, job.backend).with_name(FAILURE_FILE)
     document = {"framework": job.spec.framework, "model": job.spec.name, "reason": reason,
+                "backend": job.backend, "precision": job.precision,
                 "run_id": job.run_id, "weights": job.weights, "protocol": job.protocol,
                 "dataset": job.dataset, "spec": job.spec.model_dump(mode="json")}
     with atomic_path(path) as tmp:
@@ -131,4 +136,5 @@ def record_failure(out: str | Path, job, reason: str) -> None:
 
 
 def clear_failure(out: str | Path, job) -> None:
-    shard_path(out, job.spec.framework, job.spec.name, 0).with_name(FAILURE_FILE).unlink(missing_ok=True)
+    path = shard_path(out, job.spec.framework, job.spec.name, 0, job.backend)
+    path.with_name(FAILURE_FILE).unlink(missing_ok=True)

@@ -173,9 +173,8 @@ def _framework_crop(framework: str, recipe, path: str) -> np.ndarray:
 def keras_reproducibility(framework: str, args: dict) -> dict:
     """kpbench's modes against `model.predict` on each image alone (the 2019 way)."""
     from runner.catalog import load_catalog
-    from runner.frameworks import load_adapter
+    from runner.frameworks import forward, load_adapter
     from runner.frameworks.keras import preprocess
-    from runner.run.actors import forward
 
     spec = load_catalog().get(f"keras/{args['model']}")
     adapter = load_adapter(spec, weights="random", seed=0, threads=0)

@@ -67,7 +67,7 @@ class Execution:
         self.cfg, self.dataset, self.actor_options = cfg, dataset, actor_options
         self.scheduler, self.progress = scheduler, progress
         self.free_slots = slots
-        self.pairs = {p.job.spec.key: PairRun(p.job, deque(p.todo)) for p in plans}
+        self.pairs = {p.job.key: PairRun(p.job, deque(p.todo)) for p in plans}
         self.recipes = {key: pair.job.spec.recipe(pair.job.protocol) for key, pair in self.pairs.items()}
         # Pairs with equal decode keys share decoded crops: the recipe, or (sharing off, to
         # measure or compare) the recipe and the pair.
