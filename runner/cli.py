@@ -284,7 +284,7 @@ def cmd_compare(args, console: Console) -> int:
 
     rows = compare_runs(args.run_a, args.run_b)
     table = Table(title=f"{args.run_a} (A) vs {args.run_b} (B)")
-    columns = ("framework", "model", "images", "top1_agreement", "top5_set_agreement",
+    columns = ("framework", "backend", "model", "precision", "images", "top1_agreement", "top5_set_agreement",
                "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
     for column in columns:
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
@@ -294,7 +294,9 @@ def cmd_compare(args, console: Console) -> int:
     different = [row for row in rows if not row["identical"]]
     for row in different:
         extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
-        console.print(f"differs: {row['framework']}/{row['model']}: {row['top1_changed']} changed top-1, "
+        backend = f"@{row['backend']}" if row["backend"] not in (None, "tensorflow") else ""
+        console.print(f"differs: {row['framework']}/{row['model']}{backend}: "
+                      f"{row['top1_changed']} changed top-1, "
                       f"max |dp| {row['max_prob_diff']:.3g}" + "".join(f", {e}" for e in extra),
                       highlight=False)
     if not different:
@@ -303,6 +305,8 @@ def cmd_compare(args, console: Console) -> int:
 
 
 def _fmt_compare(column: str, value) -> str:
+    if value is None:  # PyTorch's backend
+        return ""
     if column == "max_prob_diff":
         return f"{value:.3g}"
     if isinstance(value, float):

@@ -144,7 +144,8 @@ class Calibration:
 
     def load_seconds(self, wanted: Setting) -> float | None:
         """Measured start-up of this model (else of its framework and backend); None: unknown."""
-        same_backend = [s for s in self.samples if (s.framework, s.backend) == (wanted.framework, wanted.backend)]
+        same_backend = [s for s in self.samples
+                        if (s.framework, s.backend) == (wanted.framework, wanted.backend)]
         for related in ([s for s in same_backend if wanted.same(s)], same_backend):
             loads = [s.load_seconds for s in related if s.load_seconds is not None]
             if loads:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import UserError
-from runner.score.reduce import PairPredictions, accuracy, load_pair, pair_folders
+from runner.score.reduce import PairPredictions, accuracy, load_pair, pair_folders, run_setting
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> list[dict]:
@@ -50,9 +50,13 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> dict:
         and np.array_equal(probs_a, probs_b)
     )
     images = int(both.sum())
+    setting_a, setting_b = run_setting(a.provenance), run_setting(b.provenance)
     return {
         "framework": a.provenance["framework"],
+        "backend": setting_a["backend"],
         "model": a.provenance["model"],
+        # "fp32 -> bf16" when the runs differ in it (compare then shows bf16's agreement)
+        "precision": " -> ".join(dict.fromkeys([setting_a["precision"], setting_b["precision"]])),
         "images": images,
         "only_in_one": int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
         "status_changed": status_changed,

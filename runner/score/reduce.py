@@ -30,7 +30,7 @@ from runner.predictions import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (
-    "framework", "model", "acc1", "acc5", "rank1", "rank5",
+    "framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5",
     "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
     "images", "errors", "missing", "weights", "protocol", "family",
     "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
@@ -126,12 +126,16 @@ def score(out: str | Path, options: LabelOptions = LabelOptions()) -> list[dict]
     for column in ("acc1", "acc5", "cacc1", "cacc5", "real_acc1"):
         if column in rows[0]:
             _rank(rows, column, column.replace("acc", "rank"))
-    rows.sort(key=lambda row: (row["rank1"] or math.inf, row["framework"], row["model"]))
+    rows.sort(key=lambda row: (row["rank1"] or math.inf, row["framework"], row["model"],
+                               row["backend"] or ""))
     return rows
 
 
 def pair_folders(out: str | Path) -> list[Path]:
-    return sorted((Path(out) / "predictions").glob("framework=*/model=*"))
+    """Each pair's folder: framework=*/model=*, and framework=keras/backend=*/model=* for Keras
+    on a backend other than the default."""
+    root = Path(out) / "predictions"
+    return sorted([*root.glob("framework=*/model=*"), *root.glob("framework=*/backend=*/model=*")])
 
 
 def _read_failure(folder: Path) -> dict | None:
@@ -202,7 +206,7 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
     first = pair.provenance
     num_images = first["dataset"]["images"]
     ok, top, labels = pair.ok, pair.top, pair.labels
-    row = {"framework": first["framework"], "model": first["model"],
+    row = {"framework": first["framework"], **run_setting(first), "model": first["model"],
            "family": (first.get("spec") or {}).get("family")}
     mask = options.mask(num_images)
     custom = options.custom_by_position(num_images, mask)
@@ -233,6 +237,13 @@ def _score(pair: PairPredictions, options: LabelOptions, real_sets: np.ndarray |
         "device": first.get("device"),
     })
     return row
+
+
+def run_setting(provenance: dict) -> dict:
+    """backend (Keras; empty for PyTorch) and precision, from a provenance: files written before
+    both were settings ran Keras on TensorFlow, at strict fp32."""
+    backend = provenance.get("backend") or ("tensorflow" if provenance["framework"] == "keras" else None)
+    return {"backend": backend, "precision": provenance.get("precision") or "fp32"}
 
 
 def _difference(measured: float, published: float | None) -> float | None:

@@ -41,7 +41,7 @@ def print_table(console: Console, rows: list[dict]) -> None:
     random = any(row["weights"] == "random" for row in rows)
     table = Table(title="kpbench accuracy" + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
     optional = ("cacc1", "cacc5", "real_acc1", "acc1_delta", "acc5_delta")
-    shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5",
+    shown = ["framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5",
              *(c for c in optional if c in columns_of(rows)), "images", "errors", "weights",
              "protocol", "status"]
     for column in (*shown, "published", "measured - published"):
