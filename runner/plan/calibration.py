@@ -109,7 +109,7 @@ def samples_from_run(out: str, run_id: str, plans: list[PairPlan]) -> list[Throu
         samples.append(ThroughputSample(
             **Setting.of(job).model_dump(),
             host=first["hostname"], device=first["device"], gpu=first["device"] != "cpu",
-            images=sum(p["shard"]["size"] for p in provenances),
+            images=sum(p["shard"]["stop"] - p["shard"]["start"] for p in provenances),
             seconds=sum(p["shard_seconds"] for p in provenances),
             load_seconds=statistics.median(p["load_seconds"] for p in provenances
                                            if "load_seconds" in p) if "load_seconds" in first else None,
