@@ -14,6 +14,7 @@ from runner.data.sample import write_sample_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "reference"
+KERAS_LOADS = {"tensorflow": ["tensorflow"], "jax": [], "torch": ["torch"]}
 
 
 def probe(framework: str, check: str, args, env: dict | None = None, timeout: int = 900) -> dict:
@@ -25,7 +26,9 @@ def probe(framework: str, check: str, args, env: dict | None = None, timeout: in
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     document = json.loads(completed.stdout.strip().splitlines()[-1])
-    expected = {"pytorch": ["torch"], "keras": ["tensorflow"]}[framework]
+    # Keras loads its backend's framework only (on jax, neither PyTorch nor TensorFlow)
+    backend = args.get("backend") if isinstance(args, dict) else None
+    expected = {"pytorch": ["torch"], "keras": KERAS_LOADS[backend or "tensorflow"]}[framework]
     assert document["frameworks_loaded"] == expected, "a probe must load exactly one framework"
     return document["result"]
 
@@ -35,6 +38,12 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Comp
         [sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def throughput_record(tmp_path_factory):
+    """Runs record their speed under $KPBENCH_HOME (plan calibration): keep the tests' apart."""
+    os.environ["KPBENCH_HOME"] = str(tmp_path_factory.mktemp("kpbench-home"))
 
 
 @pytest.fixture(scope="session")
