@@ -6,8 +6,10 @@ For each model (random weights, generated images): one child process per backend
 Keras adapter (reproducible mode: one image per forward pass, two in flight, one thread, as in an
 actor) on the same images. Random initialisers differ between backends, weight files do not, so
 the first backend saves its weights (.weights.h5) and the others load that file. Printed per
-model: images/s per backend, and for each pair of backends the top-1 agreement (%) and the
-largest probability difference; --json FILE also writes them.
+model: images/s per backend, for each pair of backends the top-1 agreement (%) and the largest
+probability difference, and the largest probability any backend gave (random weights leave some
+models' outputs flat, about 1/1000 for every class: agreement then says little); --json FILE also
+writes them.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def main() -> None:
     results = []
     header = (f"{'model':<20}" + "".join(f"{b + ' im/s':>16}" for b in BACKENDS)
               + "".join(f"{a[:2] + '-' + b[:2] + ' top1 / max|dp|':>26}"
-                        for a, b in itertools.combinations(BACKENDS, 2)))
+                        for a, b in itertools.combinations(BACKENDS, 2)) + f"{'max prob':>10}")
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
@@ -106,7 +108,7 @@ def main() -> None:
             agreement = "".join(
                 f"{p['top1_agreement']:>14.1f}% / {p['max_prob_diff']:<8.2g}" if (p := result["pairs"].get(
                     f"{a}-{b}")) else f"{'-':>26}" for a, b in itertools.combinations(BACKENDS, 2))
-            print(f"{model:<20}{speeds}{agreement}", flush=True)
+            print(f"{model:<20}{speeds}{agreement}{result['max_prob']:>10.3f}", flush=True)
             for backend, speed in result["backends"].items():
                 if "error" in speed:
                     print(f"  {backend}: {speed['error']}", flush=True)
