@@ -57,7 +57,10 @@ def _by_family(rows: list[dict]):
     families: dict[str, dict[str, dict[str, float]]] = {}
     for row in rows:
         family = row.get("family") or row["model"]
-        families.setdefault(family, {}).setdefault(row["model"], {})[row["framework"]] = row["acc1"]
+        # Keras on another backend is a bar of its own (model@jax), not drawn over TensorFlow's
+        backend = row.get("backend")
+        model = row["model"] + (f"@{backend}" if backend not in (None, "tensorflow") else "")
+        families.setdefault(family, {}).setdefault(model, {})[row["framework"]] = row["acc1"]
     models = [(family, model) for family in sorted(families) for model in sorted(families[family])]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(models) + 2), 4.5))
     width = 0.4
