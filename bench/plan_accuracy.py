@@ -51,9 +51,9 @@ def run(name: str, data: Path, out: Path, env: dict) -> dict:
     if done.returncode != 0 or not found:
         raise SystemExit(f"{name}: kpbench run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     measured, estimate = (seconds(found.group(i)) for i in (1, 2))
-    plan_line = next(line.strip() for line in done.stdout.splitlines() if "plan:" in line)
+    speeds = re.search(r"model\s+speeds:\s+([^;]*);", done.stdout)  # the line may be wrapped
     return {"set": name, "estimate": estimate, "measured": measured, "wall": wall,
-            "speeds": re.search(r"model speeds: ([^;]*)", plan_line).group(1)}
+            "speeds": " ".join(speeds.group(1).split()) if speeds else "?"}
 
 
 def replan(name: str, data: Path, out: Path) -> float:
