@@ -22,7 +22,7 @@ SHM_SIZE    ?= 4g
 
 RUN_FLAGS = --config $(CONFIG) --out $(OUT) $(if $(DATA),--data $(DATA)) $(if $(MODELS),--models $(MODELS))
 
-.PHONY: setup run score test test-slow test-all-models catalog bench lint lock build build-cpu weights sample-data clean clean-venv
+.PHONY: setup run score test test-slow test-all-models catalog docs bench lint lock build build-cpu weights sample-data clean clean-venv
 
 # The stamp is newer than the pin file once installed, so a second `make` installs nothing.
 $(STAMP): requirements.txt pyproject.toml
@@ -91,6 +91,10 @@ test-all-models: $(STAMP)
 # Regenerate runner/catalog/torchvision.yaml from the installed torchvision (after an upgrade).
 catalog: $(STAMP)
 	$(BIN)/python -m runner.catalog.generate --write
+
+# Regenerate docs/configuration.md from RunConfig in runner/config.py (after changing an option).
+docs: $(STAMP)
+	$(BIN)/python -m runner.options
 
 # Speed and memory measurements: each script prints a ratio against a baseline run in the same process.
 bench: $(STAMP)

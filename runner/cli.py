@@ -11,19 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from runner import __version__
-from runner.catalog import FRAMEWORKS, PROTOCOLS, SET_NAMES, load_catalog
+from runner.catalog import FRAMEWORKS, SET_NAMES, load_catalog
 from runner.errors import UserError
-from runner.frameworks.precision import PRECISIONS
-
-
-def _list(value: str) -> list[str]:
-    """'a,b' or 'a b' (after shell splitting) both give a list."""
-    return [item for item in value.replace(",", " ").split() if item]
-
-
-def replica_count(value: str) -> int | str:
-    """'auto' or a whole number (argparse names this function in its error message)."""
-    return value if value == "auto" else int(value)
+from runner.options import add_run_flags, comma_list, overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,47 +23,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kpbench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_run, _add_score, _add_report, _add_pack, _add_compare, _add_import_npy,
+                        _add_models, _add_sample_data, _add_weights):
+        add_command(commands)
+    return parser
 
+
+def _add_run(commands) -> None:
     run = commands.add_parser(
         "run", help="run models over a dataset, write Parquet predictions, print the table",
         description="Run models over a dataset on Ray (local by default; a cluster through "
         "--address or RAY_ADDRESS). Flags override the --config file. Rerunning the same "
         "command resumes: finished shards are not recomputed.",
     )
-    run.add_argument("--config", help="YAML run config (keys as the long flags, with _)")
-    run.add_argument("--data", help="dataset folder: ROOT/<wnid>/*.JPEG, or flat with --labels")
-    run.add_argument("--labels", help="labels for a flat folder: file,label / file,wnid CSV, "
-                     "or the devkit's ILSVRC2012_validation_ground_truth.txt (meta.mat beside it)")
-    run.add_argument("--classes", help="full class list when the data names only some classes "
-                     "(imagenet_class_index.json or one WordNet id per line)")
-    run.add_argument("--out", help="run folder (default runs/default)")
-    run.add_argument("--models", nargs="+", metavar="MODEL",
-                     help="names, framework/name, globs ('resnet*', '*.IMAGENET1K_V2') or sets "
-                     f"({', '.join(SET_NAMES)})")
-    run.add_argument("--frameworks", type=_list, help=f"comma-separated: {','.join(FRAMEWORKS)}")
-    run.add_argument("--weights", choices=("pretrained", "random"),
-                     help="pretrained (default) or random (fixed seed; for smoke runs and tests)")
-    run.add_argument("--protocol", choices=PROTOCOLS, help="preprocessing protocol (default "
-                     "reference: the framework's documented evaluation)")
-    run.add_argument("--batch-size", type=int, help="images per forward pass in batched modes")
-    run.add_argument("--keras-mode", choices=("reproducible", "batched"),
-                     help="reproducible (default): one image per Keras forward pass")
-    run.add_argument("--keras-backends", type=_list, metavar="BACKENDS",
-                     help="comma-separated Keras backends: tensorflow (default), jax, torch; "
-                     "each Keras model runs once per backend")
-    run.add_argument("--precision", choices=PRECISIONS,
-                     help="fp32 (default, strict), tf32 (TF32 matrix products on GPUs that have "
-                     "them) or bf16 (bfloat16 compute)")
-    run.add_argument("--shard-size", type=int, help="images per shard / Parquet file")
-    run.add_argument("--replicas", type=replica_count,
-                     help="most actors one model may get: a number, or auto (default)")
-    run.add_argument("--seed", type=int, help="seed for random weights and framework RNGs")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
-    run.add_argument("--local-gpus", type=int,
-                     help="GPUs a local Ray declares (default: detected; >0 on a CPU box fakes them)")
-    run.add_argument("--overwrite", action="store_true", default=None,
-                     help="replace predictions in --out that were made with another config")
+    run.add_argument("--config", help="YAML run config: keys as the long flags, with _ "
+                     "(docs/configuration.md)")
+    add_run_flags(run)
 
+
+def _add_score(commands) -> None:
     score = commands.add_parser("score", help="score a run folder: print and write the table",
                                 description="Aggregate OUT/predictions into "
                                 "OUT/results/accuracy.{csv,md,json} and print the table.")
@@ -90,11 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--real", metavar="JSON", help="ImageNet-ReaL labels (real.json): adds "
                        "real_acc1")
 
+
+def _add_report(commands) -> None:
     report = commands.add_parser("report", help="charts of a scored run (PNG) and an index page",
                                  description="Write PNG charts and OUT/results/report.md from the "
                                  "table `kpbench score` wrote (scoring first if it has not run).")
     report.add_argument("out", help="run folder")
 
+
+def _add_pack(commands) -> None:
     pack = commands.add_parser(
         "pack", help="write a dataset as Parquet shards of image bytes (local path or URI)",
         description="Pack DATA (as `run` would read it) into URI/part-*.parquet plus a manifest; "
@@ -106,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--classes", help="full class list (as for run)")
     pack.add_argument("--rows-per-file", type=int, default=1000, help="images per part file")
 
+
+def _add_compare(commands) -> None:
     compare = commands.add_parser(
         "compare", help="how much two runs' predictions differ, per model in both",
         description="Per (framework, model) in both runs: images compared, top-1 and top-5 set "
@@ -117,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--require-identical", action="store_true",
                          help="exit 1 when any prediction differs, naming the models")
 
+
+def _add_import_npy(commands) -> None:
     importer = commands.add_parser(
         "import-npy", help="convert the 2019 benchmark's top-5 .npy files into kpbench Parquet",
         description="Convert <model>_<framework>_imagenet_top5preds.npy / _top5probs.npy files "
@@ -130,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--overwrite", action="store_true",
                           help="replace other predictions of the same models in OUT")
 
+
+def _add_models(commands) -> None:
     models = commands.add_parser(
         "models", help="list the model catalog",
         description="List catalog entries: set, weights, input size, parameters, the framework's "
@@ -138,19 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("patterns", nargs="*", help="names, framework/name, globs or sets "
                         f"({', '.join(SET_NAMES)}); default all")
     models.add_argument("--all", action="store_true", help="every entry (the default)")
-    models.add_argument("--frameworks", type=_list, default=list(FRAMEWORKS))
+    models.add_argument("--frameworks", type=comma_list, default=list(FRAMEWORKS))
 
+
+def _add_sample_data(commands) -> None:
     sample = commands.add_parser("sample-data", help="write a small generated dataset (JPEGs)")
     sample.add_argument("dir", help="where to write val/, classes.txt and labels.csv")
     sample.add_argument("--classes", type=int, default=5, dest="num_classes")
     sample.add_argument("--per-class", type=int, default=8)
     sample.add_argument("--seed", type=int, default=0)
 
+
+def _add_weights(commands) -> None:
     weights = commands.add_parser("weights", help="download pretrained weights into the caches "
                                   "($TORCH_HOME, $KERAS_HOME); needs internet")
     weights.add_argument("--models", nargs="+", default=["all"], metavar="MODEL")
-    weights.add_argument("--frameworks", type=_list, default=list(FRAMEWORKS))
-    return parser
+    weights.add_argument("--frameworks", type=comma_list, default=list(FRAMEWORKS))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,13 +153,7 @@ def cmd_run(args, console: Console) -> int:
     from runner.config import load_config
     from runner.run.driver import run_benchmark
 
-    overrides = {
-        key: getattr(args, key)
-        for key in ("data", "labels", "classes", "out", "models", "frameworks", "weights",
-                    "protocol", "batch_size", "keras_mode", "shard_size", "replicas", "seed", "address",
-                    "local_gpus", "overwrite", "keras_backends", "precision")
-    }
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, overrides(args))
     outcome = run_benchmark(cfg, console)
     _score_and_print(cfg.out, console)
     return 1 if outcome.failed else 0
@@ -284,8 +259,8 @@ def cmd_compare(args, console: Console) -> int:
 
     rows = compare_runs(args.run_a, args.run_b)
     table = Table(title=f"{args.run_a} (A) vs {args.run_b} (B)")
-    columns = ("framework", "backend", "model", "precision", "images", "top1_agreement", "top5_set_agreement",
-               "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
+    columns = ("framework", "backend", "model", "precision", "images", "top1_agreement",
+               "top5_set_agreement", "top1_changed", "max_prob_diff", "acc1_diff", "acc5_diff", "identical")
     for column in columns:
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:

@@ -1,9 +1,15 @@
-"""Run configuration: YAML file plus command-line overrides, validated before anything starts."""
+"""Run configuration: YAML file plus command-line overrides, validated before anything starts.
+
+`RunConfig` is the one place a run option is defined: its fields' types, defaults and
+descriptions also make the `kpbench run` flags and docs/configuration.md (runner/options.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -17,64 +23,115 @@ from pydantic import (
     field_validator,
 )
 
-from runner.catalog import FRAMEWORKS, Framework, Protocol
+from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
 from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 
+@dataclass(frozen=True)
+class OptionHints:
+    """What a field's type and default do not say about its flag and its reference row."""
+
+    unset: str = "none"  # what a None default means ("detected", "all", ...)
+    metavar: str | None = None  # the value's name in --help, when the flag's is not apt
+    parse: Callable[[str], object] | None = None  # argparse type, when the field's does not fit
+
+
+def replica_count(value: str) -> int | str:
+    """'auto' or a whole number (argparse names this function in its error message)."""
+    return value if value == "auto" else int(value)
+
+
 class RunConfig(BaseModel):
-    """Everything a run depends on. Field docs double as the config-file reference."""
+    """Everything a run depends on. Keys are `kpbench run`'s long flags with `_`; flags override
+    the file. Descriptions are the flags' help and the reference's text (backticks mark code)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    data: str = Field(description="dataset folder (class folders, or flat with `labels`)")
-    labels: str | None = Field(None, description="labels file for a flat folder")
-    classes: str | None = Field(None, description="full class list, when the data names only some")
-    out: str = Field("runs/default", description="run folder: predictions/ and results/")
-    # torchvision + keras: every pretrained weight once ("all" adds the 2019 names of 34 of them)
-    models: list[str] = Field(
-        ["torchvision", "keras"], description="names, framework/name, globs or set names"
-    )
+    data: str = Field(description=(
+        "dataset: class folders (`ROOT/<wnid>/*.JPEG`), a flat folder of images plus a labels "
+        "file, or the shards `kpbench pack` wrote, at a path or a URI such as `s3://...`"
+    ))
+    labels: str | None = Field(None, description=(
+        "labels of a flat folder: a `file,label` or `file,wnid` CSV, or the devkit's "
+        "`ILSVRC2012_validation_ground_truth.txt` with `meta.mat` beside it"
+    ))
+    classes: str | None = Field(None, description=(
+        "full class list, when the data names only some classes: `imagenet_class_index.json` "
+        "or one WordNet id per line"
+    ))
+    out: str = Field("runs/default", description="run folder: predictions/ and results/ go there")
+    models: Annotated[list[str], OptionHints(metavar="MODEL")] = Field(
+        ["torchvision", "keras"], description=(
+            "models to run: names, framework/name, globs (`'resnet*'`, `'*.IMAGENET1K_V2'`) or "
+            f"sets ({', '.join(SET_NAMES)}); torchvision and keras hold every weight once, all "
+            "also repeats 34 of them under their 2019 names"
+        ))
     frameworks: list[Framework] = Field(list(FRAMEWORKS), description="frameworks to run")
-    weights: Literal["pretrained", "random"] = Field("pretrained", description="random = smoke")
-    protocol: Protocol = Field("reference", description="preprocessing protocol")
-    batch_size: PositiveInt = Field(64, description="images per forward pass (batched modes)")
-    keras_mode: Literal["reproducible", "batched"] = Field(
-        "reproducible", description="reproducible = one image per Keras forward pass"
+    weights: Literal["pretrained", "random"] = Field("pretrained", description=(
+        "pretrained, or random: fixed-seed random weights for smoke runs and tests"
+    ))
+    protocol: Protocol = Field("reference", description=(
+        "preprocessing: reference, each model's documented evaluation; northcutt2019, exactly "
+        "what the 2019 benchmark's scripts did"
+    ))
+    batch_size: PositiveInt = Field(64, description=(
+        "images per forward pass: PyTorch's, and Keras' in batched mode"
+    ))
+    keras_mode: Literal["reproducible", "batched"] = Field("reproducible", description=(
+        "reproducible: one image per Keras forward pass, bit-identical to `model.predict` on each "
+        "image alone; batched: batch_size images per pass"
+    ))
+    keras_backends: list[KerasBackend] = Field([DEFAULT_BACKEND], min_length=1, description=(
+        "Keras backends each Keras model runs on, one pair (actor, folder, table row) each; the "
+        "same weight files serve all"
+    ))
+    precision: Precision = Field(DEFAULT_PRECISION, description=(
+        "fp32: strict float32 everywhere; tf32: TF32 matrix products and convolutions on GPUs "
+        "that have them; bf16: bfloat16 compute (PyTorch autocast, Keras `mixed_bfloat16`)"
+    ))
+    forward_threads: PositiveInt = Field(2, description=(
+        "reproducible mode: one-image forward passes in flight at once; each is still one "
+        "image, so results do not change"
+    ))
+    decode_threads: PositiveInt = Field(2, description="images decoded in parallel within a shard")
+    share_decoding: bool = Field(True, description=(
+        "decode each image once per recipe for every model using it; off: once per model"
+    ))
+    decode_cache_gb: NonNegativeFloat = Field(4.0, description=(
+        "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
+        "them to disk beyond memory); 0 shares only between models running side by side"
+    ))
+    replicas: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=replica_count)] = Field(
+        "auto", description="most actors one model may get: a number, or auto, as many as there "
+        "are slots"
     )
-    keras_backends: list[KerasBackend] = Field(
-        [DEFAULT_BACKEND], min_length=1,
-        description="Keras backends each Keras model runs on: tensorflow, jax, torch (one pair each)",
-    )
-    precision: Precision = Field(
-        DEFAULT_PRECISION, description="fp32 (strict), tf32 (TF32 matrix products) or bf16 compute"
-    )
-    forward_threads: PositiveInt = Field(
-        2, description="reproducible mode: one-image forward passes in flight at once"
-    )
-    decode_threads: PositiveInt = Field(2, description="images decoded in parallel per shard")
-    share_decoding: bool = Field(True, description="decode each image once per recipe, for all models")
-    decode_cache_gb: NonNegativeFloat = Field(
-        4.0, description="crops kept in the object store for models that start later"
-    )
-    replicas: PositiveInt | Literal["auto"] = Field(
-        "auto", description="most actors one model may get (auto: as many as there are slots)"
-    )
-    replica_start_seconds: NonNegativeFloat = Field(
-        20.0, description="estimated cost of starting a replica; lower adds replicas more eagerly"
-    )
-    shard_size: PositiveInt = Field(1000, description="images per shard (one Parquet file each)")
+    replica_start_seconds: NonNegativeFloat = Field(20.0, description=(
+        "estimated cost of starting a replica; lower adds replicas more eagerly"
+    ))
+    shard_size: PositiveInt = Field(1000, description=(
+        "images per shard; each shard is one Parquet file per model"
+    ))
     seed: int = Field(0, description="seed for random weights and framework RNGs")
-    address: str | None = Field(None, description="Ray cluster address (else RAY_ADDRESS or local)")
-    gpus_per_actor: PositiveFloat = Field(1.0, le=1.0, description="GPU share per actor")
-    cpus_per_actor: PositiveFloat = Field(1.0, description="CPU share per actor")
-    local_cpus: PositiveInt | None = Field(None, description="CPUs for a local Ray (default: all)")
-    local_gpus: int | None = Field(
-        None, ge=0, description="GPUs a local Ray declares (default: detected; >0 fakes them)"
+    address: Annotated[str | None, OptionHints(unset="`RAY_ADDRESS`, else a local Ray")] = Field(
+        None, description="Ray cluster address"
     )
-    dashboard: bool = Field(False, description="start the Ray dashboard (localhost only)")
-    overwrite: bool = Field(False, description="replace predictions made with another config")
+    gpus_per_actor: PositiveFloat = Field(1.0, le=1.0, description=(
+        "GPU share per actor when the cluster has GPUs"
+    ))
+    cpus_per_actor: PositiveFloat = Field(1.0, description="CPUs per actor, also its thread count")
+    local_cpus: Annotated[PositiveInt | None, OptionHints(unset="all")] = Field(
+        None, description="CPUs of a local Ray instance"
+    )
+    local_gpus: Annotated[int | None, OptionHints(unset="detected")] = Field(
+        None, ge=0, description="GPUs a local Ray declares; more than 0 on a CPU machine fakes "
+        "them, for tests"
+    )
+    dashboard: bool = Field(False, description="start the Ray dashboard of a local Ray, on 127.0.0.1 only")
+    overwrite: bool = Field(False, description=(
+        "replace predictions in the run folder that were made with another config"
+    ))
 
 
     @field_validator("keras_backends")

@@ -10,8 +10,8 @@ from runner.score.results import write_results
 from .helpers import write_pair
 
 BASE_COLUMNS = {
-    "framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
-    "weights", "protocol", "family", "published_acc1", "published_acc5", "published_delta1",
+    "framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5", "images", "errors",
+    "missing", "weights", "protocol", "family", "published_acc1", "published_acc5", "published_delta1",
     "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
 }

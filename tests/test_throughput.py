@@ -7,7 +7,6 @@ import pytest
 from rich.console import Console
 
 from runner.data.sample import write_sample_dataset
-from runner.plan.schedule import PairState, Scheduler, lower_bound, simulate
 from runner.predictions import read_provenance
 from runner.run.driver import run_benchmark
 
@@ -70,32 +69,3 @@ def test_replicas_split_a_model_and_keep_one_row_per_image(ray_two_fake_gpus, tm
     assert len({read_provenance(path)["pid"] for path in files}) == 2
     frame = _table(out).to_pandas()
     assert sorted(frame.position) == list(range(40))
-
-
-def _pairs(costs, shards=10, load=1.0, max_replicas=8):
-    return [PairState(f"p{i}", shards, cost, load, max_replicas) for i, cost in enumerate(costs)]
-
-
-def test_scheduler_starts_the_biggest_pair_first_then_replicates_the_slowest():
-    scheduler = Scheduler(_pairs([1.0, 5.0, 2.0]))
-    assert scheduler.choose() == "p1"
-    for key in ("p1", "p2", "p0"):
-        scheduler.started(key)
-    assert scheduler.choose() == "p1"  # all started: the one that would finish last
-    scheduler.pairs["p1"].shards_left = 0
-    assert scheduler.choose() == "p2"
-
-
-def test_scheduler_does_not_replicate_when_starting_costs_more_than_it_saves():
-    scheduler = Scheduler(_pairs([1.0], shards=2, load=5.0))
-    scheduler.started("p0")
-    assert scheduler.choose() is None
-
-
-def test_simulated_makespan_approaches_the_bound():
-    pairs = _pairs([1.0] * 5 + [20.0], shards=50)  # one model 20x slower than the others
-    one_actor_per_model = 50 * 20.0 + 1.0
-    result = simulate(pairs, slots=8)
-    assert result.makespan < one_actor_per_model / 2
-    assert result.makespan <= 1.2 * max(lower_bound(pairs, 8))
-    assert result.replicas["p5"] >= 3

@@ -58,6 +58,10 @@ class Scheduler:
         pair.shards_left -= 1
         return True
 
+    def cancel(self, key: str) -> None:
+        """A failed pair: hand out none of its shards and start no replica for it again."""
+        self.pairs[key].shards_left = 0
+
     def measured(self, key: str, seconds: float, weight: float = 0.3) -> None:
         """Blend a measured shard time into the estimate (recent shards count more)."""
         pair = self.pairs[key]

@@ -1,0 +1,103 @@
+"""Replica bookkeeping alone: slots, shards, decoders, retiring and failing, without Ray."""
+
+import pytest
+
+from runner.catalog import load_catalog
+from runner.data.records import Shard
+from runner.plan.pairs import PairJob, PairPlan
+from runner.run.replicas import LOOKAHEAD, WINDOW, Fleet
+
+# the first three share a recipe (shorter side 256, crop 224) under the reference protocol
+SAME_RECIPE = ["pytorch/resnet18", "pytorch/squeezenet1_1", "keras/mobilenet"]
+OTHER_RECIPE = "pytorch/inception_v3"
+SHARDS = [Shard(k, 2 * k, 2 * k + 2) for k in range(10)]
+
+
+def _plans(keys=(*SAME_RECIPE, OTHER_RECIPE)):
+    specs = load_catalog().select(list(keys), ["pytorch", "keras"])
+    return [PairPlan(PairJob(spec, "random", "reference", 0, 8, 1, "batched", 1, 1, "/out", "run",
+                             "pair", {}), list(SHARDS), 0) for spec in specs]
+
+
+@pytest.fixture
+def fleet():
+    return Fleet(_plans(), slots=4, share_decoding=True)
+
+
+def test_a_replica_takes_a_window_of_its_pairs_shards_in_order(fleet):
+    replica = fleet.add("pytorch/resnet18", actor=object())
+    assert fleet.free_slots == 3
+    taken = []
+    while fleet.has_room(replica):
+        taken.append(fleet.assign(replica))
+    assert taken == SHARDS[:WINDOW] == fleet.replicas[replica].assigned
+    assert fleet.pairs["pytorch/resnet18"].queue[0] == SHARDS[WINDOW]
+
+
+def test_only_a_pairs_first_ready_replica_starts_it(fleet):
+    first, second = fleet.add("keras/mobilenet", object()), fleet.add("keras/mobilenet", object())
+    assert fleet.mark_ready(first) and not fleet.mark_ready(second)
+
+
+def test_pairs_share_a_decode_key_only_when_sharing_is_on(fleet):
+    keys = {key: pair.decode_key for key, pair in fleet.pairs.items()}
+    assert len({keys[key] for key in SAME_RECIPE}) == 1 and keys[OTHER_RECIPE] != keys[SAME_RECIPE[0]]
+    separate = Fleet(_plans(SAME_RECIPE), slots=2, share_decoding=False)
+    assert len({pair.decode_key for pair in separate.pairs.values()}) == len(SAME_RECIPE)
+
+
+def test_the_decoder_is_a_ready_live_replica_of_the_recipe_with_the_fewest_decodes(fleet):
+    asker, other = fleet.add("pytorch/resnet18", object()), fleet.add("keras/mobilenet", object())
+    loading = fleet.add("pytorch/squeezenet1_1", object())
+    fleet.add(OTHER_RECIPE, object())
+    fleet.mark_ready(asker)
+    fleet.mark_ready(other)
+    recipe = fleet.pairs["pytorch/resnet18"].decode_key
+    assert fleet.start_decode(recipe, asker) == asker  # the asker on ties
+    assert fleet.start_decode(recipe, asker) == other  # then the one with fewer decodes
+    assert fleet.replicas[asker].decodes == fleet.replicas[other].decodes == 1
+    fleet.replicas[other].retiring = True
+    assert fleet.start_decode(recipe, asker) == asker  # a retiring replica takes none
+    assert loading not in {fleet.start_decode(recipe, asker) for _ in range(3)}  # not ready
+
+
+def test_a_replica_retires_only_once_its_decodes_for_others_are_done(fleet):
+    replica = fleet.add("pytorch/resnet18", object())
+    fleet.start_decode(fleet.pairs["pytorch/resnet18"].decode_key, replica)
+    assert fleet.retire(replica) is None and fleet.free_slots == 3  # still decoding
+    assert fleet.decode_finished(replica)  # it was waiting for that
+    assert fleet.retire(replica).key == "pytorch/resnet18"
+    assert fleet.free_slots == 4 and replica not in fleet.replicas
+    assert not fleet.done("pytorch/resnet18")  # shards are left
+
+
+def test_a_pair_is_done_when_its_queue_is_empty_and_its_replicas_stopped():
+    fleet = Fleet(_plans(["keras/mobilenet"]), slots=1, share_decoding=True)
+    replica = fleet.add("keras/mobilenet", object())
+    fleet.pairs["keras/mobilenet"].queue.clear()
+    assert not fleet.done("keras/mobilenet")
+    fleet.retire(replica)
+    assert fleet.done("keras/mobilenet")
+
+
+def test_a_failed_pair_loses_its_work_and_is_never_done(fleet):
+    replicas = {fleet.add("keras/mobilenet", object()) for _ in range(2)}
+    for replica in replicas:
+        fleet.assign(replica)
+    assert fleet.fail("keras/mobilenet") == replicas
+    assert not fleet.pairs["keras/mobilenet"].queue
+    assert all(not fleet.replicas[r].assigned for r in replicas)
+    for replica in replicas:
+        fleet.retire(replica)
+    assert not fleet.done("keras/mobilenet")
+
+
+def test_sharers_running_near_the_shard_and_the_others(fleet):
+    recipe = fleet.pairs["pytorch/resnet18"].decode_key
+    fleet.add("pytorch/resnet18", object())
+    fleet.add("keras/mobilenet", object())
+    fleet.pairs["keras/mobilenet"].queue.popleft()  # shard 0 taken: it no longer needs it
+    # squeezenet has no replica yet; inception decodes another recipe
+    assert fleet.sharers(recipe, 0) == ({"pytorch/resnet18"}, {"pytorch/squeezenet1_1"})
+    assert fleet.sharers(recipe, 1 + LOOKAHEAD) == (
+        {"keras/mobilenet"}, {"pytorch/resnet18", "pytorch/squeezenet1_1"})
