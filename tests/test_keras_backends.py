@@ -53,7 +53,7 @@ def test_one_pair_per_backend_with_its_own_folder_and_row(runs):
         ("pytorch", "", "fp32")]
     assert all(r["images"] == 15 and r["missing"] == 0 for r in rows)
     csv_path = next(p for p in write_results(runs["first"], rows) if p.suffix == ".csv")
-    assert csv_path.read_text().splitlines()[0].startswith("framework,backend,model,precision,")
+    assert ",weights,protocol,backend,precision," in csv_path.read_text().splitlines()[0]
 
 
 def test_provenance_records_backend_and_precision_as_the_framework_reports_them(runs):

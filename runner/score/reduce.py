@@ -30,9 +30,9 @@ from runner.predictions import FAILURE_FILE, STATUS_OK, TOP_K, read_provenance
 
 # Column order of the table files; optional columns appear only when their option is used.
 COLUMNS = (
-    "framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5",
+    "framework", "model", "acc1", "acc5", "rank1", "rank5",
     "cacc1", "cacc5", "crank1", "crank5", "real_acc1", "real_rank1",
-    "images", "errors", "missing", "weights", "protocol", "family",
+    "images", "errors", "missing", "weights", "protocol", "backend", "precision", "family",
     "published_acc1", "published_acc5", "published_delta1", "published_delta5", "published_source",
     "reference_acc1", "reference_acc5", "acc1_delta", "acc5_delta",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
