@@ -133,8 +133,9 @@ class ShardPredictor:
             written_at=time.time(),
             images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
             decode=decode,
-            **self.context,
-            **self.adapter.provenance(),
+            # the adapters record the backend and precision they set; PyTorch has no backend
+            **{"backend": job.backend, "precision": job.precision, **self.context,
+               **self.adapter.provenance()},
         )
 
 

@@ -16,6 +16,7 @@ from runner.errors import UserError
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.outputs import LocationLike
 from runner.predictions import Keyed, PairPredictions, load_pair, pair_folder_key, pair_folders
+from runner.score.columns import default_settings
 from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 
@@ -111,10 +112,11 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
 def print_comparison(console: Console, rows: list[CompareRow], title: str) -> list[CompareRow]:
     """Print the table and a line per differing model; returns the differing rows."""
     table = Table(title=title)
-    for column in SHOWN:
+    shown = [column for column in SHOWN if column not in default_settings(rows, getattr)]
+    for column in shown:
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
-        table.add_row(*(_fmt(column, getattr(row, column)) for column in SHOWN))
+        table.add_row(*(_fmt(column, getattr(row, column)) for column in shown))
     console.print(table)
     different = [row for row in rows if not row.identical]
     for row in different:
