@@ -26,12 +26,24 @@ def sample_dir(tmp_path_factory) -> Path:
     return write_sample_dataset(tmp_path_factory.mktemp("sample"), num_classes=5, per_class=3)
 
 
+def _local_ray(**resources):
+    # "local": a new instance of the module's own, never a cluster that `ray start` left running
+    # on the machine (ray.init would join it, and refuse the resources asked for here).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", **resources)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def ray_two_fake_gpus():
     """A local Ray per test module, declaring 2 GPUs on this CPU-only machine."""
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
+    yield from _local_ray(num_gpus=2)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray per test module, CPUs only."""
+    yield from _local_ray()
 
 
 @pytest.fixture(scope="session")

@@ -72,5 +72,8 @@ def test_links_lead_to_existing_pages_and_headings(page):
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_project_paths_named_in_the_docs_exist(page):
     paths = re.findall(r"`((?:runner|tests|bench|docker|configs|deploy|docs)/[^`\s]*)`", page.read_text())
-    for path in {p.split("::")[0].rstrip(".,:") for p in paths if not any(c in p for c in "<{")}:
+    for named in {p.rstrip(".,:") for p in paths if not any(c in p for c in "<{")}:
+        path, _, test = named.partition("::")  # a pytest node id: tests/test_x.py::test_y
         assert list(ROOT.glob(path)), f"{page.name} names {path}, which does not exist"
+        if test:
+            assert f"def {test}(" in (ROOT / path).read_text(), f"{page.name} names {named}"

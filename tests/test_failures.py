@@ -8,8 +8,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
-import ray
 from PIL import Image
 from rich.console import Console
 
@@ -20,13 +18,6 @@ from runner.score.reduce import score
 from .helpers import ROOT, offline_weight_caches, probe, read_predictions
 
 MODELS = ["pytorch/squeezenet1_1", "keras/mobilenet"]
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 def _rows(out):

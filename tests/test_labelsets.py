@@ -23,8 +23,7 @@ from runner.score.labelsets import (
 from runner.score.reduce import score
 from runner.score.report import write_report
 
-from .conftest import SHARED
-from .helpers import write_pair
+from .helpers import SHARED, write_pair
 
 STUDY = SHARED / "imagenet" / "imagenet_mturk.json"
 GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"

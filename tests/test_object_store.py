@@ -25,7 +25,7 @@ from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
 from runner.score.reduce import score
 
-from .conftest import sample_config
+from .helpers import sample_config
 from .s3server import BUCKET, LOCKED, READ_ONLY
 from .test_failures import _cli, _finish, kill_driver_mid_run
 

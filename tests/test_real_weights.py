@@ -13,7 +13,7 @@ import pytest
 
 from runner.data.photos import Photo, sanity_photos, top5_hits, write_photo_dataset
 
-from .conftest import run_cli
+from .helpers import run_cli
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="test dependency (requirements.txt)")
 skimage = pytest.importorskip("skimage", reason="test dependency (requirements.txt): its photos")

@@ -19,8 +19,7 @@ from runner.score.reduce import score
 from runner.score.report import write_report
 from runner.score.shift_table import wide_table
 
-from .conftest import SHARED, run_cli, sample_config
-from .helpers import write_pair
+from .helpers import SHARED, run_cli, sample_config, write_pair
 
 IMAGENET = SHARED / "imagenet"
 CLASS_INDEX = IMAGENET / "imagenet_class_index.json"

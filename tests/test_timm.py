@@ -19,7 +19,7 @@ from runner.plan.pairs import _job, plan_run
 from runner.run.driver import run_benchmark
 from runner.score.reduce import score
 
-from .conftest import SHARED, probe, sample_config
+from .helpers import SHARED, probe, sample_config
 
 CATALOG = load_catalog()
 TIMM = CATALOG.select(["timm"])

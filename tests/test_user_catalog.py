@@ -12,7 +12,7 @@ from runner.plan.pairs import plan_run
 from runner.predictions import PairRecord
 from runner.score.reduce import _protocol
 
-from .conftest import sample_config
+from .helpers import sample_config
 
 BUILDER = "def lite0():\n    raise RuntimeError('not called while checking the catalog')\n"
 ENTRY = """\

@@ -139,7 +139,7 @@ class ShardPredictor:
         )
 
 
-# Test hook for fault injection (see README, "Failures"): with KPBENCH_FAULT_AFTER_SHARDS=k and
+# Test hook for fault injection (docs/failures-and-resume.md): with KPBENCH_FAULT_AFTER_SHARDS=k and
 # KPBENCH_FAULT_DIR=<folder>, an actor process dies abruptly (os._exit) when it starts its
 # (k+1)-th shard, once per (framework, model): a marker file in the folder records the crash so
 # the restarted actor carries on. The driver forwards these variables to its actors.
