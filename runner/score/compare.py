@@ -118,6 +118,8 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
     for row in rows:
         table.add_row(*(_fmt(column, getattr(row, column)) for column in shown))
     console.print(table)
+    for change in dict.fromkeys(row.precision for row in rows if "->" in row.precision):
+        console.print(f"precision: {change} (A -> B)")  # also where the table is too narrow
     different = [row for row in rows if not row.identical]
     for row in different:
         extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
