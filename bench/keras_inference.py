@@ -21,8 +21,7 @@ from runner.catalog import load_catalog
 from runner.data.index import open_dataset
 from runner.data.recipes import decode_rgb
 from runner.data.sample import write_sample_dataset
-from runner.frameworks import load_adapter
-from runner.run.actors import forward
+from runner.frameworks import forward, load_adapter
 
 
 def crops(count: int, size_recipe) -> np.ndarray:

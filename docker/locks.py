@@ -27,10 +27,13 @@ PLATFORM = "x86_64-manylinux_2_28"
 
 # Lock file (in docker/) -> substitutions applied to requirements.txt's runtime pins.
 # ray[default]: the dashboard and job server that `ray job submit`, the cluster launcher and KubeRay
-# need. The GPU image swaps tensorflow-cpu for tensorflow[and-cuda] at the same version.
+# need. The GPU image swaps tensorflow-cpu for tensorflow[and-cuda] at the same version, and jax for
+# jax[cuda13] (without it Keras on JAX silently runs on the CPU there): its CUDA 13 libraries are the
+# ones torch's wheels install, so the two share one copy.
 IMAGES = {
     "requirements.lock": {"ray": "ray[default]"},
-    "requirements-gpu.lock": {"ray": "ray[default]", "tensorflow-cpu": "tensorflow[and-cuda]"},
+    "requirements-gpu.lock": {"ray": "ray[default]", "tensorflow-cpu": "tensorflow[and-cuda]",
+                              "jax": "jax[cuda13]"},
 }
 
 # torch's CUDA 13 wheels and tensorflow[and-cuda]'s CUDA 12 wheels both install cuDNN and NCCL into

@@ -20,12 +20,15 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
 from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
+from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 
@@ -107,6 +110,14 @@ class RunConfig(BaseModel):
         "reproducible: one image per Keras forward pass, bit-identical to `model.predict` on each "
         "image alone; batched: batch_size images per pass"
     ))
+    keras_backends: list[KerasBackend] = Field([DEFAULT_BACKEND], min_length=1, description=(
+        "Keras backends each Keras model runs on, one pair (actor, folder, table row) each; the "
+        "same weight files serve all"
+    ))
+    precision: Precision = Field(DEFAULT_PRECISION, description=(
+        "fp32: strict float32 everywhere; tf32: TF32 matrix products and convolutions on GPUs "
+        "that have them; bf16: bfloat16 compute (PyTorch autocast, Keras `mixed_bfloat16`)"
+    ))
     forward_threads: PositiveInt = Field(2, description=(
         "reproducible mode: one-image forward passes in flight at once; each is still one "
         "image, so results do not change"
@@ -161,6 +172,13 @@ class RunConfig(BaseModel):
         if self.strict_sanity and not self.sanity:
             raise ValueError("strict_sanity needs the sanity check (drop --no-sanity / sanity: false)")
         return self
+
+    @field_validator("keras_backends")
+    @classmethod
+    def _distinct(cls, backends: list[str]) -> list[str]:
+        if len(set(backends)) != len(backends):
+            raise ValueError("each backend at most once")
+        return backends
 
 
 def load_config(path: str | None, overrides: dict) -> RunConfig:

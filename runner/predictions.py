@@ -2,7 +2,9 @@
 reading of a run's files back: everything about a predictions file in one place.
 
 Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
-pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path). OUT is a
+pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path); Keras
+models on the jax or torch backend live in framework=keras/backend=<b>/model=<name>/ (the
+default tensorflow backend keeps the shorter path, so earlier runs still resume). OUT is a
 local folder or an object-store URI (runner/outputs.py: every file is written whole, once).
 One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file metadata.
 """
@@ -23,6 +25,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runner.errors import UserError
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND
+from runner.frameworks.precision import DEFAULT_PRECISION
 from runner.outputs import Location, LocationLike, check_bucket
 
 SCHEMA_VERSION = 1  # of the rows and the provenance; part of every pair_key
@@ -75,6 +79,9 @@ class PairIdentity(BaseModel):
     # the test set, when not ImageNet (runner.data.shift), and the classes it is scored over
     dataset_name: str = "imagenet"
     subset: tuple[int, ...] | None = None
+    # Keras on a backend other than tensorflow (what Keras ran on before backends were a setting)
+    keras_backend: str | None = None
+    precision: str = DEFAULT_PRECISION  # runs before the setting were strict fp32
 
     @property
     def key(self) -> str:
@@ -135,6 +142,19 @@ class PairRecord(Keyed):
     protocol: str
     dataset: DatasetSummary
     spec: RecordedSpec | None = None  # None: imported files of a model not in the catalog
+    # Keras: tensorflow, jax or torch (None: PyTorch); the numeric precision setting. Files
+    # from before both were settings leave them out (see `backend_setting`, `precision_setting`)
+    backend: str | None = None
+    precision: str | None = None
+
+    @property
+    def backend_setting(self) -> str | None:
+        """The Keras backend (files from before the setting ran on TensorFlow); None for PyTorch."""
+        return self.backend or (DEFAULT_BACKEND if self.framework == "keras" else None)
+
+    @property
+    def precision_setting(self) -> str:
+        return self.precision or DEFAULT_PRECISION
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, with exactly the entries the writer gave."""
@@ -167,10 +187,12 @@ class Provenance(PairRecord):
     nvidia_driver: str | None = None
     cuda: str | None = None
     actor_started: float | None = None
+    load_seconds: float | None = None  # the actor's framework import and model build
     # what ran it (the framework adapter)
     device: str | None = None
     determinism: dict[str, Any] | None = None  # the framework settings that make runs repeat
     inference: str | None = None  # how the forward pass is compiled, where that varies
+    precision_in_effect: dict[str, Any] | None = None  # the switches the framework reports
     libraries: dict[str, str] | None = None
     weights_file: str | None = None
 
@@ -288,11 +310,12 @@ def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> 
     return pa.FixedSizeListArray.from_arrays(flat, TOP_K, mask=null_mask)
 
 
-def shard_path(out: LocationLike, framework: str, model: str, shard_index: int) -> Location:
-    return (
-        Location.of(out) / "predictions" / f"framework={framework}" / f"model={model}"
-        / f"shard-{shard_index:05d}.parquet"
-    )
+def shard_path(out: LocationLike, framework: str, model: str, shard_index: int,
+               backend: str | None = None) -> Location:
+    folder = Location.of(out) / "predictions" / f"framework={framework}"
+    if backend not in (None, DEFAULT_BACKEND):
+        folder = folder / f"backend={backend}"
+    return folder / f"model={model}" / f"shard-{shard_index:05d}.parquet"
 
 
 def write_shard(table: pa.Table, path: LocationLike) -> None:
@@ -329,7 +352,8 @@ def _validated(model: type[PairRecord], document: bytes | str, path: Location):
 
 def record_failure(out: LocationLike, job, reason: str) -> None:
     failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason,
-                      run_id=job.run_id, weights=job.weights, protocol=job.protocol,
+                      backend=job.backend, precision=job.precision, run_id=job.run_id,
+                      weights=job.weights, protocol=job.protocol,
                       dataset=job.dataset, spec=job.spec.model_dump(mode="json"))
     _failure_path(out, job).write_text(failure.to_json())
 
@@ -339,7 +363,7 @@ def clear_failure(out: LocationLike, job) -> None:
 
 
 def _failure_path(out: LocationLike, job) -> Location:
-    return shard_path(out, job.spec.framework, job.spec.name, 0).parent / FAILURE_FILE
+    return shard_path(out, job.spec.framework, job.spec.name, 0, job.backend).parent / FAILURE_FILE
 
 
 def read_failure(folder: LocationLike) -> Failure | None:
@@ -348,11 +372,18 @@ def read_failure(folder: LocationLike) -> Failure | None:
 
 
 def pair_folders(out: LocationLike) -> list[Location]:
-    """OUT/predictions/framework=*/model=*, in name order."""
+    """OUT/predictions/framework=*/model=*, and framework=keras/backend=*/model=* for Keras on
+    a backend other than the default, in name order."""
     predictions = Location.of(out) / "predictions"
     check_bucket(predictions)  # a listing of a missing bucket is only empty
-    return [model for framework in predictions.folders("framework=*")
-            for model in framework.folders("model=*")]
+    frameworks = predictions.folders("framework=*")
+    parents = [*frameworks, *(backend for f in frameworks for backend in f.folders("backend=*"))]
+    return sorted((model for parent in parents for model in parent.folders("model=*")), key=str)
+
+
+def pair_folder_key(folder: Location) -> tuple[str, str, str]:
+    """A pair folder's place under OUT/predictions, the same in every run folder."""
+    return folder.parent.parent.name, folder.parent.name, folder.name
 
 
 @dataclass(frozen=True)

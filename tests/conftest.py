@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ from runner.data.sample import write_sample_dataset
 
 from .helpers import GROUND_TRUTH, NORTHCUTT, SHARED
 from .s3server import s3_server  # noqa: F401  (a fixture: a local S3 server, for the modules that ask)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def throughput_record(tmp_path_factory):
+    """Runs record their speed under $KPBENCH_HOME (plan calibration): keep the tests' apart."""
+    os.environ["KPBENCH_HOME"] = str(tmp_path_factory.mktemp("kpbench-home"))
 
 
 @pytest.fixture(scope="session")

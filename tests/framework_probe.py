@@ -159,12 +159,12 @@ def _framework_crop(framework: str, recipe, path: str) -> np.ndarray:
 def keras_reproducibility(framework: str, args: dict) -> dict:
     """kpbench's modes against `model.predict` on each image alone (the 2019 way)."""
     from runner.catalog import load_catalog
-    from runner.frameworks import load_adapter
-    from runner.frameworks.keras import preprocess
-    from runner.run.actors import forward
+    from runner.frameworks import forward, load_adapter
 
     spec = load_catalog().get(f"keras/{args['model']}")
-    adapter = load_adapter(spec, weights="random", seed=0, threads=0)
+    adapter = load_adapter(spec, weights="random", seed=0, threads=0, backend=args.get("backend"))
+    from runner.frameworks.keras import preprocess  # Keras is loaded now, on its backend
+
     size = spec.input_size
     images = np.random.default_rng(1).integers(0, 256, (args["images"], size, size, 3), np.uint8)
     x = preprocess(images, spec.preprocess)
@@ -177,6 +177,49 @@ def keras_reproducibility(framework: str, args: dict) -> dict:
         "top1_spread": int(len(set(one_by_one.argmax(axis=1).tolist()))),
         "max_prob": float(one_by_one.max()),
     }
+
+
+def precision_switches(framework: str, args: dict) -> dict:
+    """Per precision: what kpbench's switches report and what the framework itself then says;
+    and bf16 inference on a few images (rows must still sum to 1)."""
+    from runner.catalog import load_catalog
+    from runner.frameworks import load_adapter, precision
+
+    spec = load_catalog().get(f"{framework}/{args['model']}")
+    adapter = load_adapter(spec, "random", 0, 1, "bf16", args.get("backend"))
+    images = np.random.default_rng(0).integers(0, 256, (2, spec.input_size, spec.input_size, 3), np.uint8)
+    probs = adapter.predict(images)
+    out = {"bf16_run": {"provenance": adapter.provenance()["precision_in_effect"],
+                        "shape": list(probs.shape), "row_sums": probs.sum(axis=1).tolist()}}
+    for setting in precision.PRECISIONS:
+        switch = precision.set_torch if framework == "pytorch" else precision.set_keras
+        out[setting] = {"reported": switch(setting), "framework": _framework_precision(framework)}
+    return out
+
+
+def _framework_precision(framework: str) -> dict:
+    """The framework's own view of its precision state, read without kpbench's code."""
+    import sys
+
+    state = {}
+    if "torch" in sys.modules:
+        import torch
+
+        state["allow_tf32"] = [torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32]
+        state["matmul"] = torch.get_float32_matmul_precision()
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        state["tf32"] = tf.config.experimental.tensor_float_32_execution_enabled()
+    if "jax" in sys.modules and framework == "keras":
+        import jax
+
+        state["jax_matmul"] = jax.config.jax_default_matmul_precision
+    if framework == "keras":
+        import keras
+
+        state["policy"] = keras.mixed_precision.global_policy().name
+    return state
 
 
 def save_random_checkpoint(framework: str, names: list[str]) -> dict:
@@ -342,6 +385,7 @@ CHECKS = {
     "load_pretrained": load_pretrained,
     "recipe_fidelity": recipe_fidelity,
     "keras_reproducibility": keras_reproducibility,
+    "precision_switches": precision_switches,
     "save_random_checkpoint": save_random_checkpoint,
     "torch_preprocess_fidelity": torch_preprocess_fidelity,
     "keras_preprocess_fidelity": keras_preprocess_fidelity,

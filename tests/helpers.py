@@ -31,6 +31,7 @@ GROUND_TRUTH = SHARED / "imagenet" / "val_ground_truth.csv"
 # The two heaviest 2019 Keras builds run under `make test-slow` only; every family still has a
 # member in CI: NASNetMobile stands for NASNet, InceptionV3 for Inception.
 KERAS_SLOW = {"nasnetlarge", "inceptionresnetv2"}
+KERAS_LOADS = {"tensorflow": ["tensorflow"], "jax": [], "torch": ["torch"]}  # frameworks imported
 
 
 # ---- child processes ----
@@ -49,7 +50,9 @@ def probe(framework: str, check: str, args, env: dict | None = None, timeout: in
     if completed.returncode != 0:
         raise ProbeFailed(completed.stderr[-3000:])
     document = json.loads(completed.stdout.strip().splitlines()[-1])
-    expected = {"pytorch": ["torch"], "keras": ["tensorflow"]}[framework]
+    # Keras loads its backend's framework only (on jax, neither PyTorch nor TensorFlow)
+    backend = args.get("backend") if isinstance(args, dict) else None
+    expected = {"pytorch": ["torch"], "keras": KERAS_LOADS[backend or "tensorflow"]}[framework]
     assert document["frameworks_loaded"] == expected, "a probe must load exactly one framework"
     return document["result"]
 

@@ -40,6 +40,10 @@ def _config(tmp_path, text):
          "unknown config key 'batchsize' (did you mean 'batch_size'?)"),
         (lambda t, s: ["--config", _config(t, f"data: {s}/val\nshard_size: -3\n")],
          "shard_size: Input should be greater than 0"),
+        (lambda t, s: ["--data", str(s / "val"), "--keras-backends", "jax,jax"],
+         "keras_backends: Value error, each backend at most once"),
+        (lambda t, s: ["--data", str(s / "val"), "--keras-backends", "tensorflow,cuda"],
+         "keras_backends.1: Input should be 'tensorflow', 'jax' or 'torch'"),
         (lambda t, s: ["--config", _config(t, f"data: {s}/val\nbatch_size: '8'\n")],
          "batch_size: Input should be a valid integer"),
         (lambda t, s: ["--config", str(t / "nope.yaml")], "config file not found"),
@@ -52,6 +56,7 @@ def _config(tmp_path, text):
         (_flat_with_wrong_labels, "3 of 3 images"),
     ],
     ids=["unknown-model", "missing-folder", "empty-folder", "unknown-key", "negative-size",
+         "duplicate-backend", "unknown-backend",
          "wrong-type", "missing-config", "partial-classes-without-list", "zero-size",
          "bad-choice", "bad-yaml", "labels-not-matching-files"],
 )

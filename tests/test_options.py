@@ -27,6 +27,8 @@ FLAG_CASES = {
     "protocol": (["--protocol", "northcutt2019"], "northcutt2019"),
     "batch_size": (["--batch-size", "8"], 8),
     "keras_mode": (["--keras-mode", "batched"], "batched"),
+    "keras_backends": (["--keras-backends", "tensorflow,jax,torch"], ["tensorflow", "jax", "torch"]),
+    "precision": (["--precision", "bf16"], "bf16"),
     "forward_threads": (["--forward-threads", "3"], 3),
     "decode_threads": (["--decode-threads", "5"], 5),
     "share_decoding": (["--no-share-decoding"], False),

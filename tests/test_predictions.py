@@ -36,9 +36,9 @@ DATASET = DatasetIndex(root="/data/val", layout="class_folders", classes=("n0144
                        fingerprint="5f1d3c0ffee0a1b2")
 
 
-def _job_for(tmp_path, **settings):
+def _job_for(tmp_path, backend="tensorflow", **settings):
     cfg = RunConfig(data="/data/val", out=str(tmp_path), batch_size=8, seed=3, **settings)
-    return _job(cfg, ModelSpec.model_validate(SPEC), DATASET, "run0")
+    return _job(cfg, ModelSpec.model_validate(SPEC), backend, DATASET, "run0")
 
 
 # Keys computed by kpbench before PairIdentity existed: a rerun of these configs must resume.
@@ -54,20 +54,27 @@ def test_pair_key_of_a_fixed_config_is_unchanged(tmp_path, keras_mode, weights, 
 
 def test_the_architecture_key_is_not_hashed(tmp_path):
     cfg = RunConfig(data="/data/val", out=str(tmp_path), batch_size=8, seed=3)
-    named = _job(cfg, ModelSpec.model_validate({**SPEC, "arch": "mobilenet_v1"}), DATASET, "run0")
+    named = _job(cfg, ModelSpec.model_validate({**SPEC, "arch": "mobilenet_v1"}), "tensorflow",
+                 DATASET, "run0")
     assert named.pair_key == _job_for(tmp_path).pair_key == "f729115a58d44309"
 
 
 def test_a_new_setting_keeps_old_keys_at_its_default_and_changes_them_otherwise(tmp_path):
-    class WithPrecision(PairIdentity):
-        precision: str = "fp32"
-
     fields = {"schema_version": 1, "dataset": "d", "spec": SPEC, "weights": "random",
               "protocol": "reference", "seed": 0, "forward_batch": 1}
     old = PairIdentity(**fields).key
-    assert WithPrecision(**fields).key == old
-    assert WithPrecision(**fields, precision="fp16").key != old
+    assert PairIdentity(**fields, precision="fp32", keras_backend=None).key == old
+    assert PairIdentity(**fields, precision="bf16").key != old
+    assert PairIdentity(**fields, keras_backend="jax").key != old
     assert PairIdentity(**{**fields, "seed": 1}).key != old  # every field is hashed
+
+
+@pytest.mark.parametrize("backend, precision", [("jax", "fp32"), ("torch", "fp32"),
+                                                ("tensorflow", "bf16"), ("tensorflow", "tf32")])
+def test_another_backend_or_precision_is_another_pair(tmp_path, backend, precision):
+    job = _job_for(tmp_path, backend=backend, precision=precision)
+    assert job.pair_key != "f729115a58d44309"
+    assert (job.backend, job.precision) == (backend, precision)
 
 
 ACTOR_PROVENANCE = {  # a file written by a Ray actor (random weights, PyTorch, CPU)

@@ -14,8 +14,8 @@ from .helpers import write_pair
 
 BASE_COLUMNS = {
     "dataset", "framework", "model", "acc1", "acc5", "rank1", "rank5", "images", "errors", "missing",
-    "weights", "protocol", "family", "arch", "model_set", "params", "gflops", "img_size",
-    "crop_pct", "interpolation", "published_acc1", "published_acc5", "published_delta1",
+    "weights", "protocol", "backend", "precision", "family", "arch", "model_set", "params", "gflops",
+    "img_size", "crop_pct", "interpolation", "published_acc1", "published_acc5", "published_delta1",
     "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
     "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier", "tier_p_above", "sanity",
@@ -77,6 +77,8 @@ def test_results_files_carry_random_weights(tmp_path):
     frame = pd.read_csv(tmp_path / "results" / "accuracy.csv")
     assert list(frame.columns) == [c for c in COLUMNS if c in BASE_COLUMNS]
     assert frame.loc[0, "acc1"] == 50.0 and frame.loc[0, "weights"] == "random"
+    # PyTorch has no backend; files from before precision was a setting were strict fp32
+    assert pd.isna(frame.loc[0, "backend"]) and frame.loc[0, "precision"] == "fp32"
     assert "weights: random" in (tmp_path / "results" / "accuracy.md").read_text()
     assert '"random_weights": true' in (tmp_path / "results" / "accuracy.json").read_text()
     assert len(paths) == 3

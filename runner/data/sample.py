@@ -52,3 +52,10 @@ def _synthetic_image(rng: np.random.Generator, width: int, height: int) -> Image
         channels.append(np.sin(x * fx + y * fy + phase))
     pixels = (np.stack(channels, axis=-1) + 1) * 110 + rng.normal(0, 12, (height, width, 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def synthetic_crops(count: int, size: int, seed: int = 0) -> np.ndarray:
+    """`count` generated images as a uint8 (count, size, size, 3) batch: model inputs for speed
+    and agreement checks that need no files."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.asarray(_synthetic_image(rng, size, size)) for _ in range(count)])

@@ -1,23 +1,28 @@
 """Framework adapters: one small class per framework, the same interface for both.
 
-    adapter = load_adapter(spec, weights="pretrained" | "random", seed=0, threads=1)
+    adapter = load_adapter(spec, weights="pretrained" | "random", seed=0, threads=1,
+                           precision="fp32", backend=None)  # backend: Keras only
     probabilities = adapter.predict(uint8_nhwc_batch)   # float32 (N, 1000), rows sum to 1
     adapter.provenance()                                # what the result depends on
 
-Each module also has build(spec, pretrained) and cached_weights_path(spec).
+Each adapter module also has build(spec, pretrained) and cached_weights_path(spec).
 
-Each adapter module imports its framework when loaded; a process loads one framework
-only, and the driver loads none.
+Each adapter module imports its framework when loaded; a process loads one framework (and,
+for Keras, one backend) only, and the driver loads none. Nothing here imports Ray, so the
+adapters run without it (bench/gpu_check.py).
 """
 
 from __future__ import annotations
 
 import importlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
 
 from runner.catalog import ModelSpec
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend, select_backend
+from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 
 class Adapter(Protocol):
@@ -26,15 +31,33 @@ class Adapter(Protocol):
     def provenance(self) -> dict: ...
 
 
-def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int) -> Adapter:
+def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
+                 precision: Precision = DEFAULT_PRECISION,
+                 backend: KerasBackend | None = None) -> Adapter:
+    if spec.framework == "keras":
+        select_backend(backend or DEFAULT_BACKEND, threads)  # before Keras is imported
+    elif backend is not None:
+        raise ValueError(f"{spec.key}: a backend is for Keras models only")
     module = importlib.import_module(f"runner.frameworks.{spec.framework}")
-    return module.load(spec, weights=weights, seed=seed, threads=threads)
+    return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
+
+
+def forward(adapter: Adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:
+    """Probabilities for uint8 NHWC `images`, `forward_batch` images per forward pass.
+
+    One-image passes leave a device (or cores) idle between calls, so `forward_threads` of
+    them are kept in flight; each pass still sees one image, so the results do not change."""
+    chunks = [images[i : i + forward_batch] for i in range(0, len(images), forward_batch)]
+    with ThreadPoolExecutor(forward_threads if forward_batch == 1 else 1) as pool:
+        return np.concatenate(list(pool.map(adapter.predict, chunks)))
 
 
 def fetch_weights(framework: str, specs: list[ModelSpec]) -> list[tuple[str, str]]:
     """Download pretrained weights into the framework's cache: (model key, outcome) per spec."""
     from runner.errors import WeightsUnavailable
 
+    if framework == "keras":
+        select_backend(DEFAULT_BACKEND, threads=0)  # the files are the same for every backend
     module = importlib.import_module(f"runner.frameworks.{framework}")
     results = []
     for spec in specs:

@@ -1,4 +1,9 @@
-"""Keras adapter: keras.applications builders, weights cached under $KERAS_HOME/models."""
+"""Keras adapter: keras.applications builders, weights cached under $KERAS_HOME/models.
+
+Keras runs on the backend named by KERAS_BACKEND when it is imported: load through
+runner.frameworks.load_adapter, which sets it (keras_runtime.select_backend). The same weight
+files serve every backend.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +18,12 @@ from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from keras.applications import imagenet_utils  # noqa: E402
 
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
-
-
-def configure_determinism(seed: int, threads: int) -> dict:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)  # 0: TensorFlow decides
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    return {
-        "seed": seed,
-        "intra_op_threads": threads,
-        "op_determinism": True,
-        "tf32": False,
-        "TF_ENABLE_ONEDNN_OPTS": os.environ["TF_ENABLE_ONEDNN_OPTS"],
-    }
+from runner.frameworks import keras_runtime  # noqa: E402
+from runner.frameworks.precision import Precision, set_keras  # noqa: E402
 
 
 def cached_weights_path(spec: ModelSpec) -> Path:
@@ -71,38 +63,33 @@ def preprocess(batch: np.ndarray, mode: str) -> np.ndarray:
 
 
 class KerasAdapter:
-    """Inference through one compiled function that runs Keras' own `predict_step`, with the
-    same XLA setting `predict` resolves: a batch of one gives bit-identical probabilities to
-    `model.predict` on that image alone, without predict's per-call set-up (data adapter,
-    iterator, callbacks), which dominates the time of a one-image call."""
+    """Inference through the backend's compiled `predict_step` (keras_runtime.compiled_step):
+    a batch of one gives bit-identical probabilities to `model.predict` on that image alone."""
 
-    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int):
-        self.determinism = configure_determinism(seed, threads)
+    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision):
+        self.determinism = keras_runtime.configure_determinism(seed, threads)
+        self.precision, self.numerics = precision, set_keras(precision)  # before the build
         self.spec, self.weights = spec, weights
         self.model = build(spec, pretrained=weights == "pretrained")
-        self.jit_compile = bool(self.model.jit_compile)
-        self._forward = tf.function(
-            lambda x: self.model.predict_step((x,)),
-            jit_compile=self.jit_compile,
-            reduce_retracing=True,
-        )
+        self._forward, self.inference = keras_runtime.compiled_step(self.model)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        x = preprocess(batch, self.spec.preprocess)
-        return np.asarray(self._forward(tf.constant(x)), dtype=np.float32)
+        return self._forward(preprocess(batch, self.spec.preprocess))
 
     def provenance(self) -> dict:
-        gpus = tf.config.list_logical_devices("GPU")
         return {
-            "device": gpus[0].name if gpus else "cpu",
+            "backend": keras_runtime.current_backend(),
+            "device": keras_runtime.device(),
             "determinism": self.determinism,
-            "inference": f"tf.function(predict_step, jit_compile={self.jit_compile})",
-            "libraries": {"tensorflow": tf.__version__, "keras": keras.__version__},
+            "inference": self.inference,
+            "precision": self.precision,
+            "precision_in_effect": self.numerics,
+            "libraries": keras_runtime.libraries(),
             "weights_file": str(cached_weights_path(self.spec))
             if self.weights == "pretrained"
             else None,
         }
 
 
-def load(spec: ModelSpec, weights: str, seed: int, threads: int) -> KerasAdapter:
-    return KerasAdapter(spec, weights, seed, threads)
+def load(spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision) -> KerasAdapter:
+    return KerasAdapter(spec, weights, seed, threads, precision)

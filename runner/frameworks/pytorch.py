@@ -22,6 +22,7 @@ from torchvision.transforms.functional import normalize  # noqa: E402
 
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
+from runner.frameworks.precision import Precision, set_torch, torch_autocast  # noqa: E402
 
 
 def configure_determinism(seed: int) -> dict:
@@ -29,14 +30,11 @@ def configure_determinism(seed: int) -> dict:
     torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
     return {
         "seed": seed,
         "use_deterministic_algorithms": True,
         "cudnn_benchmark": False,
         "cudnn_deterministic": True,
-        "tf32": False,
         "CUBLAS_WORKSPACE_CONFIG": os.environ["CUBLAS_WORKSPACE_CONFIG"],
     }
 
@@ -97,11 +95,13 @@ def to_input(batch: np.ndarray, mean, std, device: torch.device | None = None) -
 
 
 class TorchAdapter:
-    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int):
+    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision):
         if spec.preprocess != "torch":
             raise ValueError(f"{spec.key}: PyTorch models take 'torch' preprocessing")
         torch.set_num_threads(threads)
         self.determinism = configure_determinism(seed)
+        self.precision = precision
+        self.numerics = {**set_torch(precision), "autocast": "bfloat16" if precision == "bf16" else None}
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.spec, self.weights = spec, weights
         self.model = build(spec, pretrained=weights == "pretrained").eval().to(self.device)
@@ -109,8 +109,9 @@ class TorchAdapter:
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
         x = to_input(batch, self.spec.mean, self.spec.std, self.device)
-        logits = self.model(x)
-        return torch.softmax(logits, dim=1).float().cpu().numpy()
+        with torch_autocast(self.precision, self.device.type):
+            logits = self.model(x)
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()  # bf16 logits: softmax in fp32
 
     def provenance(self) -> dict:
         device = str(self.device)
@@ -119,6 +120,8 @@ class TorchAdapter:
         return {
             "device": device,
             "determinism": self.determinism,
+            "precision": self.precision,
+            "precision_in_effect": self.numerics,
             "libraries": {"torch": torch.__version__, "torchvision": torchvision.__version__,
                           **_source_library(self.spec)},
             "weights_file": str(cached_weights_path(self.spec))
@@ -135,5 +138,5 @@ def _source_library(spec: ModelSpec) -> dict:
     return {"timm": timm.__version__}
 
 
-def load(spec: ModelSpec, weights: str, seed: int, threads: int) -> TorchAdapter:
-    return TorchAdapter(spec, weights, seed, threads)
+def load(spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision) -> TorchAdapter:
+    return TorchAdapter(spec, weights, seed, threads, precision)

@@ -12,6 +12,8 @@ from runner.config import RunConfig
 from runner.data.index import open_dataset
 from runner.data.records import DatasetIndex, Shard
 from runner.errors import UserError
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND
+from runner.frameworks.precision import DEFAULT_PRECISION
 from runner.outputs import Location, check_writable
 from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenances, shard_path
 
@@ -35,6 +37,15 @@ class PairJob:
     pair_key: str
     dataset: dict
     sanity: str = "check"  # the weights sanity check: check, strict or skip (runner/sanity.py)
+    backend: str | None = None  # Keras: tensorflow, jax or torch; None for PyTorch
+    precision: str = DEFAULT_PRECISION
+
+    @property
+    def key(self) -> str:
+        """The pair's name in plans, progress and messages: framework/model, with the Keras
+        backend when it is not the default (keras/resnet50@jax)."""
+        backend = self.backend if self.backend not in (None, DEFAULT_BACKEND) else None
+        return f"{self.spec.key}@{backend}" if backend else self.spec.key
 
 
 @dataclass
@@ -53,13 +64,15 @@ def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     run_id = uuid.uuid4().hex[:12]
     plans = []
     for spec in specs:
-        job = _job(cfg, spec, dataset, run_id)
-        done = _finished_shards(cfg, job, shards)
-        plans.append(PairPlan(job, [s for s in shards if s.index not in done], len(done)))
+        for backend in cfg.keras_backends if spec.framework == "keras" else [None]:
+            job = _job(cfg, spec, backend, dataset, run_id)
+            done = _finished_shards(cfg, job, shards)
+            plans.append(PairPlan(job, [s for s in shards if s.index not in done], len(done)))
     return dataset, plans
 
 
-def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) -> PairJob:
+def _job(cfg: RunConfig, spec: ModelSpec, backend: str | None, dataset: DatasetIndex,
+         run_id: str) -> PairJob:
     reproducible = spec.framework == "keras" and cfg.keras_mode == "reproducible"
     forward_batch = 1 if reproducible else cfg.batch_size
     batch_mode = "reproducible (one image per forward pass)" if reproducible else "batched"
@@ -77,6 +90,9 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         timm_version=importlib.metadata.version("timm") if spec.source == "timm" else None,
         dataset_name=dataset.name,
         subset=dataset.subset,
+        # only when not the default, so that earlier runs' keys (and their resume) still hold
+        keras_backend=backend if backend != DEFAULT_BACKEND else None,
+        precision=cfg.precision,
     )
     return PairJob(
         spec=spec,
@@ -93,13 +109,15 @@ def _job(cfg: RunConfig, spec: ModelSpec, dataset: DatasetIndex, run_id: str) ->
         pair_key=identity.key,
         dataset=dataset.summary(),
         sanity="skip" if not cfg.sanity else "strict" if cfg.strict_sanity else "check",
+        backend=backend,
+        precision=cfg.precision,
     )
 
 
 def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[int]:
     """Shards already written by a run of this same config; a different config is refused."""
     spec = job.spec
-    folder = shard_path(job.out, spec.framework, spec.name, 0).parent
+    folder = shard_path(job.out, spec.framework, spec.name, 0, job.backend).parent
     if folder.local:
         for stale in folder.files(".*.tmp"):  # left by a killed run; never read
             stale.delete()
@@ -108,10 +126,11 @@ def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[i
     foreign = [path for path, key in existing.items() if key != job.pair_key]
     if foreign and not cfg.overwrite:
         raise UserError(
-            f"{cfg.out} already holds {spec.key} predictions made with a different dataset or "
+            f"{cfg.out} already holds {job.key} predictions made with a different dataset or "
             f"config ({foreign[0].name}); use --overwrite to replace them, or a new --out"
         )
     for path in foreign:
         path.delete()
-    expected = {shard_path(job.out, spec.framework, spec.name, s.index): s.index for s in shards}
+    expected = {shard_path(job.out, spec.framework, spec.name, s.index, job.backend): s.index
+                for s in shards}
     return {expected[path] for path, key in existing.items() if key == job.pair_key}

@@ -14,16 +14,6 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-# Rough figures for the plan printed before a run; scheduling then follows measured shard times.
-ASSUMED_GFLOPS_PER_S = {True: 4000.0, False: 60.0}  # per GPU slot / per CPU slot, batched
-ONE_IMAGE_SLOWDOWN = 4.0  # one image per forward pass uses a device much less fully
-UNKNOWN_GFLOPS = 5.0
-
-
-def estimate_image_seconds(gflops: float | None, gpu: bool, one_image: bool) -> float:
-    seconds = (gflops or UNKNOWN_GFLOPS) / ASSUMED_GFLOPS_PER_S[gpu]
-    return seconds * (ONE_IMAGE_SLOWDOWN if one_image else 1.0)
-
 
 @dataclass
 class PairState:

@@ -13,7 +13,6 @@ import os
 import socket
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from runner.data.decode import load_crops
 from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
+from runner.frameworks import forward
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
@@ -58,11 +58,14 @@ class ShardPredictor:
 
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
-        self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads)
+        started = time.perf_counter()
+        self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
+                                    job.backend)
+        load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         run_check(
-            job.sanity, job.spec.key,
+            job.sanity, job.key,
             lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
-            self.recipe, shard_path(job.out, job.spec.framework, job.spec.name, 0).parent,
+            self.recipe, shard_path(job.out, job.spec.framework, job.spec.name, 0, job.backend).parent,
         )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
@@ -71,6 +74,7 @@ class ShardPredictor:
             **placement,  # Ray node id and GPU ids
             **nvidia_versions(placement["gpu_ids"]),
             "actor_started": time.time(),
+            "load_seconds": load_seconds,
         }
 
     def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
@@ -89,7 +93,8 @@ class ShardPredictor:
             [r.label for r in records], errors, classes, probs,
             self._provenance(shard, seconds, decode), subset_top,
         )
-        path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index)
+        path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index,
+                          self.job.backend)
         write_shard(table, path)
         self.shards_done += 1
         failed = len(errors) - len(images)
@@ -128,8 +133,9 @@ class ShardPredictor:
             written_at=time.time(),
             images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
             decode=decode,
-            **self.context,
-            **self.adapter.provenance(),
+            # the adapters record the backend and precision they set; PyTorch has no backend
+            **{"backend": job.backend, "precision": job.precision, **self.context,
+               **self.adapter.provenance()},
         )
 
 
@@ -144,21 +150,11 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
     after, folder = (os.environ.get(name) for name in FAULT_VARIABLES)
     if after is None or folder is None or shards_done != int(after):
         return
-    marker = Path(folder) / f"{job.spec.framework}-{job.spec.name}.crashed"
+    marker = Path(folder) / f"{job.key.replace('/', '-')}.crashed"
     if marker.exists():
         return
     marker.write_text(f"pid {os.getpid()} died in shard {shards_done + 1}\n")
     os._exit(17)
-
-
-def forward(adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:
-    """Probabilities for uint8 NHWC `images`, `forward_batch` images per forward pass.
-
-    One-image passes leave a device (or cores) idle between calls, so `forward_threads` of
-    them are kept in flight; each pass still sees one image, so the results do not change."""
-    chunks = [images[i : i + forward_batch] for i in range(0, len(images), forward_batch)]
-    with ThreadPoolExecutor(forward_threads if forward_batch == 1 else 1) as pool:
-        return np.concatenate(list(pool.map(adapter.predict, chunks)))
 
 
 @ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
@@ -180,7 +176,7 @@ class PairActor:
             self.error = str(exc)
         except Exception as exc:
             traceback.print_exc()
-            self.error = f"{job.spec.key} failed to load: {type(exc).__name__}: {exc}"
+            self.error = f"{job.key} failed to load: {type(exc).__name__}: {exc}"
 
     def ready(self) -> str | None:
         return self.error

@@ -6,14 +6,16 @@ The driver imports no deep-learning framework; actors do.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 import ray
 from rich.console import Console
 
 from runner.config import RunConfig
+from runner.plan import calibration
 from runner.plan.pairs import PairPlan, plan_run
-from runner.plan.schedule import PairState, Scheduler, estimate_image_seconds, lower_bound, simulate
+from runner.plan.schedule import Scheduler, lower_bound, simulate
 from runner.run.actors import FAULT_VARIABLES
 from runner.run.execute import Execution
 from runner.run.progress import RunProgress
@@ -38,13 +40,18 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         slots = _slots(cfg, resources)
         resumed = sum(plan.done for plan in plans)  # also of models with nothing left to do
         plans = [plan for plan in plans if plan.todo]
-        scheduler = Scheduler(_pair_states(cfg, plans, slots, "num_gpus" in resources))
-        _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed)
+        states, sources = _pair_states(cfg, plans, slots, "num_gpus" in resources)
+        scheduler = Scheduler(states)
+        estimate = _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed, sources)
         fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
         options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
-        totals = {p.job.spec.key: sum(s.size for s in p.todo) for p in plans}
+        totals = {p.job.key: sum(s.size for s in p.todo) for p in plans}
+        started = time.monotonic()
         with RunProgress(console, totals) as progress:
             failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()
+        console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
+                      f"(plan estimate {_duration(estimate)})")
+        _record_throughput(console, cfg, plans)
         for key, reason in failed.items():
             console.print(f"[red]failed[/] {key}: {reason}", highlight=False)
         return RunOutcome(out=cfg.out, failed=failed)
@@ -82,32 +89,41 @@ def _slots(cfg: RunConfig, resources: dict) -> int:
     return max(1, sum(int(node.get(resource, 0) / share + 1e-9) for node in nodes))
 
 
-def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool) -> list[PairState]:
-    max_replicas = slots if cfg.replicas == "auto" else cfg.replicas
-    return [
-        PairState(
-            key=plan.job.spec.key,
-            shards_left=len(plan.todo),
-            shard_seconds=cfg.shard_size * estimate_image_seconds(
-                plan.job.spec.gflops, gpus, one_image=plan.job.forward_batch == 1),
-            load_seconds=cfg.replica_start_seconds,
-            max_replicas=max_replicas,
-        )
-        for plan in plans
-    ]
+def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool):
+    """Estimates from earlier runs on this cluster's hosts (a user's replica_start_seconds wins)."""
+    hosts = {node["NodeManagerHostname"] for node in ray.nodes() if node["Alive"]}
+    record = calibration.Calibration(calibration.load_samples(), gpus, hosts)
+    return calibration.pair_states(
+        plans, record, slots if cfg.replicas == "auto" else cfg.replicas, cfg.replica_start_seconds,
+        measured_load="replica_start_seconds" not in cfg.model_fields_set,
+    )
 
 
-def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed) -> None:
+def _record_throughput(console: Console, cfg: RunConfig, plans: list[PairPlan]) -> None:
+    """Add this run's measured speeds to the machine's record, for later runs' estimates."""
+    run_id = plans[0].job.run_id
+    try:
+        samples = calibration.samples_from_run(plans[0].job.out, run_id, plans)
+        if samples:
+            calibration.save_samples(samples, f"run-{run_id}")
+    except OSError as exc:  # the record only improves estimates: a run does not fail for it
+        console.print(f"[yellow]could not record throughput[/] in {calibration.record_folder()}: {exc}")
+
+
+def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed, sources) -> float:
+    """Print the plan; return its estimated wall time in seconds."""
     cluster = ray.cluster_resources()
     todo = sum(len(p.todo) for p in plans)
     states = list(scheduler.pairs.values())
     estimate = simulate(states, slots)
     bound = max(lower_bound(states, slots))
     recipes = {p.job.spec.recipe(p.job.protocol).key for p in plans}
+    origins = ", ".join(f"{list(sources.values()).count(origin)} {origin}"
+                        for origin in ("measured", "device speed", "assumed") if origin in sources.values())
     console.print(
         f"[bold]kpbench[/]: {len(plans)} model(s) x {len(dataset)} images "
         f"({len(dataset.shards(cfg.shard_size))} shards of {cfg.shard_size}), "
-        f"weights={cfg.weights}, protocol={cfg.protocol}"
+        f"weights={cfg.weights}, protocol={cfg.protocol}, precision={cfg.precision}"
     )
     console.print(
         f"  Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; per actor: "
@@ -117,17 +133,19 @@ def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resum
     console.print(
         f"  plan: {slots} actor slot(s); replicas per model: {cfg.replicas} (added while a model "
         f"would finish last); {len(recipes)} distinct preprocessing recipe(s), each image decoded "
-        f"once per recipe; rough estimate {_duration(estimate.makespan)} "
-        f"(lower bound {_duration(bound)}; from GFLOPs, the live ETA is measured)"
+        f"once per recipe; estimate {_duration(estimate.makespan)} "
+        f"(lower bound {_duration(bound)}; model speeds: {origins}; the live ETA is measured)"
     )
     biggest_first = sorted(states, key=lambda s: -s.shards_left * s.shard_seconds)
     for state in biggest_first[:PLAN_LINES]:
         console.print(f"    {state.key:<32} {state.shards_left:>5} shards  ~{_duration(state.shard_seconds)}"
-                      f"/shard  replicas planned: {estimate.replicas[state.key]}", highlight=False)
+                      f"/shard  replicas planned: {estimate.replicas[state.key]}  "
+                      f"({sources[state.key]})", highlight=False)
     if len(biggest_first) > PLAN_LINES:
         console.print(f"    ... and {len(biggest_first) - PLAN_LINES} smaller model(s)")
     if cfg.weights == "random":
         console.print("  [bold yellow]weights: random[/] - accuracies measure nothing but the pipeline")
+    return estimate.makespan
 
 
 def _duration(seconds: float) -> str:

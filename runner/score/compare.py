@@ -13,17 +13,22 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.errors import UserError
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.outputs import LocationLike
-from runner.predictions import Keyed, PairPredictions, load_pair, pair_folders
+from runner.predictions import Keyed, PairPredictions, load_pair, pair_folder_key, pair_folders
+from runner.score.columns import default_settings
 from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 
 
 class CompareRow(Keyed):
-    """One (framework, model) in both runs, A and B; differences are B minus A."""
+    """One (framework, backend, model) in both runs, A and B; differences are B minus A."""
 
     framework: str
+    backend: str | None  # Keras: tensorflow, jax or torch; None for PyTorch
     model: str
+    # "fp32 -> bf16" when the runs differ in it (compare then shows bf16's agreement with fp32)
+    precision: str
     images: int  # readable in both runs
     only_in_one: int  # positions with a row in one run only
     status_changed: int  # readable in one run, unreadable in the other
@@ -40,15 +45,16 @@ class CompareRow(Keyed):
     identical: bool  # the same rows, statuses, classes and probabilities
 
 
-SHOWN = ("framework", "model", "images", "top1_agreement", "top5_set_agreement", "top1_changed",
+SHOWN = ("framework", "backend", "model", "precision", "images", "top1_agreement",
+         "top5_set_agreement", "top1_changed",
          "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right", "only_b_right", "mcnemar_p",
          "identical")
 
 
 def compare_runs(run_a: LocationLike, run_b: LocationLike) -> list[CompareRow]:
     """One row per (framework, model) with predictions in both runs, in name order."""
-    folders_a = {(folder.parent.name, folder.name): folder for folder in pair_folders(run_a)}
-    folders_b = {(folder.parent.name, folder.name): folder for folder in pair_folders(run_b)}
+    folders_a = {pair_folder_key(folder): folder for folder in pair_folders(run_a)}
+    folders_b = {pair_folder_key(folder): folder for folder in pair_folders(run_b)}
     common = sorted(set(folders_a) & set(folders_b))
     if not common:
         raise UserError(f"{run_a} and {run_b} have no (framework, model) in common")
@@ -84,7 +90,9 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
     test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
     return CompareRow(
         framework=a.provenance.framework,
+        backend=a.provenance.backend_setting,
         model=a.provenance.model,
+        precision=" -> ".join(dict.fromkeys(p.provenance.precision_setting for p in (a, b))),
         images=images,
         only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
         status_changed=status_changed,
@@ -104,15 +112,20 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
 def print_comparison(console: Console, rows: list[CompareRow], title: str) -> list[CompareRow]:
     """Print the table and a line per differing model; returns the differing rows."""
     table = Table(title=title)
-    for column in SHOWN:
+    shown = [column for column in SHOWN if column not in default_settings(rows, getattr)]
+    for column in shown:
         table.add_column(column, justify="left" if column in ("framework", "model") else "right")
     for row in rows:
-        table.add_row(*(_fmt(column, getattr(row, column)) for column in SHOWN))
+        table.add_row(*(_fmt(column, getattr(row, column)) for column in shown))
     console.print(table)
+    for change in dict.fromkeys(row.precision for row in rows if "->" in row.precision):
+        console.print(f"precision: {change} (A -> B)")  # also where the table is too narrow
     different = [row for row in rows if not row.identical]
     for row in different:
         extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
-        console.print(f"differs: {row.framework}/{row.model}: {row.top1_changed} changed top-1, "
+        backend = f"@{row.backend}" if row.backend not in (None, DEFAULT_BACKEND) else ""
+        console.print(f"differs: {row.framework}/{row.model}{backend}: "
+                      f"{row.top1_changed} changed top-1, "
                       f"max |dp| {row.max_prob_diff:.3g}" + "".join(f", {e}" for e in extra),
                       highlight=False)
     if not different:
@@ -121,6 +134,8 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
 
 
 def _fmt(column: str, value) -> str:
+    if value is None:  # PyTorch's backend
+        return ""
     if column in ("max_prob_diff", "mcnemar_p"):
         return f"{value:.3g}"
     if isinstance(value, float):

@@ -18,6 +18,7 @@ from typing import Any
 
 from runner import __version__
 from runner.outputs import Location, LocationLike
+from runner.score.columns import default_settings
 from runner.score.html_charts import charts
 from runner.score.html_provenance import summarise
 from runner.score.html_rows import Page, PageRow, build_page
@@ -98,6 +99,8 @@ def columns(page: Page) -> list[Column]:
     ]
     shown = [column for column in chosen if any(column.read(row) is not None for row in page.rows)]
     runs = {row.cells["run"] for row in page.rows}
+    defaults = default_settings(page.rows, lambda row, column: row.cells.get(column))
+    shown = [column for column in shown if column.header not in defaults]
     return [column for column in shown if column.header != "run" or len(runs) > 1]
 
 

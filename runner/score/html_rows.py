@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.score.runs import RunTables
 
 IMAGENET = "imagenet"
@@ -56,9 +57,9 @@ def build_page(runs: list[RunTables]) -> Page:
     rows: dict[tuple, PageRow] = {}
     datasets: list[str] = []
     for run in runs:
-        provenance = {(p["framework"], p["model"]): p for p in run.provenance}
+        provenance = {_pair(p): p for p in run.provenance}
         for row in run.rows:
-            cells = _with_provenance(row, provenance.get((row["framework"], row["model"]), {}))
+            cells = _with_provenance(row, provenance.get(_pair(row), {}))
             cells["run"] = run.name
             dataset = row.get("dataset") or IMAGENET
             if dataset == IMAGENET:
@@ -101,6 +102,14 @@ def _label(rows: list[PageRow]) -> None:
         pending = [row for row, name in zip(pending, names, strict=True) if names.count(name) > 1]
     for number, row in enumerate(pending, 1):  # identical in every respect: number them
         row.cells["label"] += f" #{number}"
+
+
+def _pair(document: dict) -> tuple:
+    """(framework, model, Keras backend) of a table row or a provenance; files and tables from
+    before backends were a setting ran Keras on TensorFlow."""
+    framework = document["framework"]
+    default = DEFAULT_BACKEND if framework == "keras" else None
+    return framework, document["model"], document.get("backend") or default
 
 
 def _settings(cells: dict) -> tuple:

@@ -17,7 +17,7 @@ import numpy as np
 
 from runner.errors import UserError
 from runner.predictions import PairPredictions, load_pair, pair_folders
-from runner.score.columns import join_columns, row_key
+from runner.score.columns import join_columns, record_key, row_key
 from runner.score.labelsets import VALIDATION_IMAGES, LabelSet, MturkStudy, label_set
 from runner.score.reduce import accuracy, rank_column, validation_numbers
 from runner.score.rows import ScoreRow
@@ -26,7 +26,8 @@ from runner.score.stats import Hits, significance_columns
 NO_HITS = Hits(np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0, bool))
 # Columns of the plain table that describe the model and the run rather than a figure.
 DESCRIBING = ("dataset", "framework", "model", "errors", "missing", "weights", "protocol",
-              "family", "batch_mode", "batch_size", "images_per_s", "device", "status", "failure")
+              "backend", "precision", "family", "batch_mode", "batch_size", "images_per_s", "device",
+              "status", "failure")
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,18 @@ def score_label_sets(out: str | Path, plain: list[ScoreRow],
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=True)
         if pair.provenance is not None:  # a failed pair without predictions scores NaN
-            pairs[(pair.provenance.framework, pair.provenance.model)] = _Pair(
+            pairs[record_key(pair.provenance)] = _Pair(
                 pair, validation_numbers(pair.image_ids) + 1)
     labels = _validation_labels(pairs, request.study)
     return [_table(plain, pairs, label_set(name, request.study, labels, request.as_published),
                    request.partial) for name in request.names]
 
 
-def _validation_labels(pairs: dict[tuple[str, str], _Pair], study: MturkStudy) -> np.ndarray:
+def _validation_labels(pairs: dict[tuple, _Pair], study: MturkStudy) -> np.ndarray:
     """The original label of each validation image (by file number - 1; -1 where no pair has
     the image), checked against the study's original labels."""
     labels = np.full(VALIDATION_IMAGES, -1, np.int64)
-    for (framework, model), pair in pairs.items():
+    for (framework, model, _), pair in pairs.items():
         if (pair.numbers < 1).any():
             raise UserError(f"label sets match rows by ImageNet file name (ILSVRC2012_val_<n>.JPEG), "
                             f"but {framework}/{model} has rows without one (run over the ImageNet "

@@ -93,8 +93,8 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=sets is not None)
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
-            key = (pair.record.framework, pair.record.model)
-            row, hits[key] = _score(pair, options, sets, read_sanity_status(folder))
+            row, row_hits = _score(pair, options, sets, read_sanity_status(folder))
+            hits[row_key(row)] = row_hits
             rows.append(row)
     if not rows:
         raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
@@ -102,7 +102,7 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
         if column in rows[0]:
             rank_column(rows, column, rank)
     join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
-    rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model))
+    rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model, row.backend or ""))
     return rows
 
 
@@ -130,6 +130,7 @@ def _score(pair: PairPredictions, options: LabelOptions,
         images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
         dataset=record.dataset.name,
         weights=record.weights, sanity=sanity, protocol=_protocol(record),
+        backend=record.backend_setting, precision=record.precision_setting,
         family=record.spec.family if record.spec else None,
         **_catalog_facts(record),
         published_acc1=published[0], published_acc5=published[1],

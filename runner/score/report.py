@@ -21,7 +21,9 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import LogitFormatter  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND  # noqa: E402
 from runner.outputs import Location, LocationLike  # noqa: E402
+from runner.score.columns import row_key  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
@@ -79,17 +81,18 @@ def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
     columns = {} if any("label_set" in row for row in rows) else {"original labels": rows}
     columns |= label_sets
     figure, axes = plt.subplots(figsize=(2.2 * len(columns) + 3, max(4.0, 0.22 * len(rows) + 1)))
-    ranks: dict[tuple[str, str], list] = {}
+    ranks: dict[tuple, list] = {}
     for x, table in enumerate(columns.values()):
         for row in table:
             rank = row.crank1 if row.crank1 is not None else row.rank1
-            ranks.setdefault((row.framework, row.model), [None] * len(columns))[x] = rank
-    for (framework, model), ys in ranks.items():
+            ranks.setdefault(row_key(row), [None] * len(columns))[x] = rank
+    for (framework, model, backend), ys in ranks.items():
         points = [(x, y) for x, y in enumerate(ys) if y is not None]
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=0.8,
                       color=COLORS.get(framework, "black"))
-            axes.annotate(model, points[-1], fontsize=6, xytext=(4, 0), textcoords="offset points",
+            label = model + (f"@{backend}" if backend not in (None, DEFAULT_BACKEND) else "")
+            axes.annotate(label, points[-1], fontsize=6, xytext=(4, 0), textcoords="offset points",
                           va="center")
     axes.invert_yaxis()
     axes.set_xticks(range(len(columns)), list(columns), rotation=20, ha="right", fontsize=8)
@@ -103,7 +106,9 @@ def _by_family(rows: list[ScoreRow]):
     families: dict[str, dict[str, dict[str, float]]] = {}
     for row in rows:
         family = row.family or row.model
-        families.setdefault(family, {}).setdefault(row.model, {})[row.framework] = row.acc1
+        # Keras on another backend is a bar of its own (model@jax), not drawn over TensorFlow's
+        model = row.model + (f"@{row.backend}" if row.backend not in (None, DEFAULT_BACKEND) else "")
+        families.setdefault(family, {}).setdefault(model, {})[row.framework] = row.acc1
     models = [(family, model) for family in sorted(families) for model in sorted(families[family])]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(models) + 2), 4.5))
     width = 0.4

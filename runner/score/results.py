@@ -13,6 +13,7 @@ from rich.table import Table
 
 from runner.outputs import Location, LocationLike
 from runner.sanity import MIN_FRACTION
+from runner.score.columns import default_settings
 from runner.score.rows import COLUMNS, ScoreRow
 
 RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the models"
@@ -57,10 +58,11 @@ def print_table(console: Console, rows: list[ScoreRow], title: str = "kpbench ac
     table = Table(title=title + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
     columns = columns_of(rows)
     optional = ("cacc1", "cacc5", "ctier", "real_acc1", "real_acc5", "acc1_delta", "acc5_delta")
-    shown = ["framework", "model", "acc1", "acc5", "rank1", "rank5", "tier",
+    shown = ["framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5", "tier",
              *(c for c in optional if c in columns), "images",
              *(["cimages"] if "cimages" in columns else []), "errors", "weights", "sanity",
              "protocol", "status"]
+    shown = [column for column in shown if column not in default_settings(rows, getattr)]
     # label-set tables have no published figure to compare with
     published = ("published", "measured - published") if "published_acc1" in columns else ()
     for column in (*shown, *published):

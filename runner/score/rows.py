@@ -35,6 +35,9 @@ class ScoreRow(Keyed):
     missing: int  # dataset images without a row (an unfinished or failed run)
     weights: str
     protocol: str
+    # Keras: tensorflow, jax or torch (empty for PyTorch); the numeric precision setting
+    backend: str | None = None
+    precision: str | None = None
     family: str | None
     # from the catalog entry the pair ran with (None for a model not in the catalog)
     arch: str | None = None  # the same network in another framework has the same arch
