@@ -55,3 +55,12 @@ def test_index_embeds_every_chart_and_says_random(tmp_path):
     assert "weights: random" in index
     for png in (tmp_path / "results").glob("*.png"):
         assert f"]({png.name})" in index
+
+
+def test_family_chart_has_a_bar_per_framework_timm_included(tmp_path):
+    from runner.score.report import _by_family
+
+    _run(tmp_path, [("pytorch", "resnet1"), ("keras", "resnet1"), ("timm", "resnet1")])
+    axes = _by_family(score(tmp_path)).axes[0]
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["keras", "pytorch", "timm"]
+    assert len(axes.patches) == 3  # one bar each, none dropped

@@ -191,6 +191,22 @@ def test_wide_table_has_timms_diffs(tmp_path):
     assert {row["imagenet-real_top1_diff"] for row in wide} == {5.0}
 
 
+def test_wide_table_has_a_row_per_keras_backend(tmp_path):
+    rows = [row for out in _runs(tmp_path) for row in score(out)]
+    assert "backend" not in wide_table(rows)[1]  # every row on the default: no column
+    on_jax = [row.model_copy(update={"framework": "keras", "backend": "jax", "acc1": 1.0})
+              for row in rows]
+    on_tf = [row.model_copy(update={"framework": "keras", "backend": "tensorflow"}) for row in rows]
+    wide, columns = wide_table(rows + on_jax + on_tf)
+    assert columns[:4] == ["framework", "backend", "model", "weights"]
+    keras = {(row["model"], row["backend"]): row for row in wide if row["framework"] == "keras"}
+    assert set(keras) == {(model, backend) for model in ("good", "bad") for backend in ("jax", "tensorflow")}
+    assert keras["good", "jax"]["imagenet_acc1"] == 1.0
+    assert keras["good", "tensorflow"]["imagenet_acc1"] == 100.0
+    with pytest.raises(UserError, match="predictions of keras/good@jax"):
+        wide_table(rows + on_jax + on_jax[:1])
+
+
 def test_score_over_several_runs_writes_the_wide_table_and_the_chart(tmp_path, capsys):
     outs = _runs(tmp_path)
     assert main(["score", *map(str, outs)]) == 0

@@ -13,10 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.errors import UserError
-from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.outputs import LocationLike
 from runner.predictions import Keyed, PairPredictions, load_pair, pair_folder_key, pair_folders
-from runner.score.columns import default_settings
+from runner.score.columns import backend_suffix, default_settings
 from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 
@@ -123,7 +122,7 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
     different = [row for row in rows if not row.identical]
     for row in different:
         extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
-        backend = f"@{row.backend}" if row.backend not in (None, DEFAULT_BACKEND) else ""
+        backend = backend_suffix(row.backend)
         console.print(f"differs: {row.framework}/{row.model}{backend}: "
                       f"{row.top1_changed} changed top-1, "
                       f"max |dp| {row.max_prob_diff:.3g}" + "".join(f", {e}" for e in extra),

@@ -24,10 +24,9 @@ from runner.score.html_rows import (  # noqa: E402
     expected_accuracy,
     robustness_point,
 )
-from runner.score.report import COLORS, mark_random, scatter_against  # noqa: E402
+from runner.score.report import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
-OTHER_COLOR = "#6b6b6b"
 MARKERS = {"pytorch": "o", "keras": "s"}
 SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "kpbench", "font.size": 9}
 

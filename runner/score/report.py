@@ -21,13 +21,13 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import LogitFormatter  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
-from runner.frameworks.keras_runtime import DEFAULT_BACKEND  # noqa: E402
 from runner.outputs import Location, LocationLike  # noqa: E402
-from runner.score.columns import row_key  # noqa: E402
+from runner.score.columns import backend_suffix, row_key  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
+OTHER_COLOR = "#6b6b6b"  # timm and users' own catalogs
 
 
 def write_report(out: LocationLike) -> list[Location]:
@@ -91,7 +91,7 @@ def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=0.8,
                       color=COLORS.get(framework, "black"))
-            label = model + (f"@{backend}" if backend not in (None, DEFAULT_BACKEND) else "")
+            label = model + backend_suffix(backend)
             axes.annotate(label, points[-1], fontsize=6, xytext=(4, 0), textcoords="offset points",
                           va="center")
     axes.invert_yaxis()
@@ -102,22 +102,23 @@ def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
 
 
 def _by_family(rows: list[ScoreRow]):
-    """Acc@1 per model, grouped by architecture family, the two frameworks side by side."""
+    """Acc@1 per model, grouped by architecture family, the frameworks side by side."""
     families: dict[str, dict[str, dict[str, float]]] = {}
     for row in rows:
         family = row.family or row.model
         # Keras on another backend is a bar of its own (model@jax), not drawn over TensorFlow's
-        model = row.model + (f"@{row.backend}" if row.backend not in (None, DEFAULT_BACKEND) else "")
+        model = row.model + backend_suffix(row.backend)
         families.setdefault(family, {}).setdefault(model, {})[row.framework] = row.acc1
     models = [(family, model) for family in sorted(families) for model in sorted(families[family])]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(models) + 2), 4.5))
-    width = 0.4
-    for framework, offset in (("pytorch", -width / 2), ("keras", width / 2)):
+    frameworks = sorted({row.framework for row in rows}, key=lambda name: (name not in COLORS, name))
+    width = 0.8 / len(frameworks)
+    for index, framework in enumerate(frameworks):
+        offset = (index - (len(frameworks) - 1) / 2) * width
         points = [(i + offset, families[f][m][framework])
                   for i, (f, m) in enumerate(models) if framework in families[f][m]]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            axes.bar(xs, ys, width, label=framework, color=COLORS[framework])
+        xs, ys = zip(*points, strict=True)
+        axes.bar(xs, ys, width, label=framework, color=COLORS.get(framework, OTHER_COLOR))
     axes.set_xticks(range(len(models)), [m for _, m in models], rotation=60, ha="right", fontsize=8)
     boundaries = [i - 0.5 for i in range(1, len(models)) if models[i][0] != models[i - 1][0]]
     for x in boundaries:

@@ -1,6 +1,6 @@
 """Several runs, one per test set: the wide table, and timm's published figures per set.
 
-The wide table has one row per (framework, model) and a column group per dataset:
+The wide table has one row per (framework, backend, model) and a column group per dataset:
 `<set>_acc1`, `<set>_acc5`, `<set>_tier`, and, where the set's baseline was scored too,
 `<set>_top1_diff`, `<set>_top5_diff` (set minus baseline, points) and `<set>_rank_diff`
 (baseline rank minus rank on the set: positive = moved up), as timm's results files compute
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runner.data.shift import DATASETS
 from runner.errors import UserError
+from runner.score.columns import backend_suffix, default_settings, row_key
 from runner.score.rows import ScoreRow
 
 REAL = "imagenet-real"  # ImageNet-ReaL labels on the ImageNet run (score --real)
@@ -22,23 +23,28 @@ ORDER = ("imagenet", REAL, *list(DATASETS)[1:])
 
 
 def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
-    """The wide rows (sorted by framework, model) and their columns, from the plain tables of
-    several runs (each row has its `dataset`)."""
-    figures: dict[str, dict[tuple[str, str], dict]] = {}
+    """The wide rows (sorted by framework, model, backend) and their columns, from the plain
+    tables of several runs (each row has its `dataset`). Keras on another backend is a row of its
+    own; the `backend` column is shown when some row is not on the default backend."""
+    figures: dict[str, dict[tuple[str, str, str | None], dict]] = {}
     for row in rows:
         by_model = figures.setdefault(row.dataset, {})
-        key = (row.framework, row.model)
+        key = row_key(row)
         if key in by_model:
-            raise UserError(f"two runs hold {row.dataset} predictions of {key[0]}/{key[1]}: "
+            name = f"{row.framework}/{row.model}{backend_suffix(row.backend)}"
+            raise UserError(f"two runs hold {row.dataset} predictions of {name}: "
                             "score one run per dataset")
         by_model[key] = {"acc1": row.acc1, "acc5": row.acc5, "rank": row.rank1, "tier": row.tier,
                          "weights": row.weights}
         if row.real_acc1 is not None and row.dataset == "imagenet":
             figures.setdefault(REAL, {})[key] = {"acc1": row.real_acc1, "rank": row.real_rank1}
     order = [name for name in ORDER if name in figures]
-    columns = ["framework", "model", "weights"]
-    keys = sorted({key for by_model in figures.values() for key in by_model})
-    wide = [{"framework": fw, "model": model} for fw, model in keys]
+    show_backend = "backend" not in default_settings(rows, getattr)
+    columns = ["framework", *(["backend"] if show_backend else []), "model", "weights"]
+    keys = sorted({key for by_model in figures.values() for key in by_model},
+                  key=lambda key: (key[0], key[1], key[2] or ""))
+    wide = [{"framework": fw, **({"backend": backend} if show_backend else {}), "model": model}
+            for fw, model, backend in keys]
     for name in order:
         baseline = _baseline(name)
         group = [f"{name}_acc1", f"{name}_acc5", f"{name}_tier"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from runner.errors import UserError
 from runner.outputs import Location, LocationLike
+from runner.score.columns import backend_suffix
 
 COLUMNS = ("model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct",
            "interpolation")
@@ -37,7 +38,6 @@ REAL = "imagenet-real"
 # kpbench dataset names whose timm file has another name
 TIMM_NAMES = {"imagenetv2": "imagenetv2-matched-frequency", "imagenet-sketch": "sketch"}
 CLEAN_BASED = ("imagenet-a", "imagenet-r")  # compared with their `-clean` run, not ImageNet
-DEFAULT_KERAS_BACKEND = "tensorflow"
 RANDOM_SUFFIX = " (weights: random)"
 FOLDER = "results/timm"  # under the run folder
 
@@ -110,9 +110,7 @@ def _model_names(rows: list[dict]) -> list[str]:
     names = []
     for row in rows:
         name = row["model"] if len(frameworks[row["model"]]) == 1 else f"{row['framework']}/{row['model']}"
-        backend = row.get("backend")
-        if row["framework"] == "keras" and backend and backend != DEFAULT_KERAS_BACKEND:
-            name += f"@{backend}"
+        name += backend_suffix(row.get("backend"))
         names.append(name + (RANDOM_SUFFIX if row["weights"] == "random" else ""))
     return names
 
