@@ -41,6 +41,15 @@ def test_every_config_key_is_documented():
         assert f"`{key}`" in text or f"`--{key.replace('_', '-')}`" in text, key
 
 
+def test_every_table_and_prediction_column_is_documented():
+    from runner.predictions import PREDICTION_SCHEMA, SUBSET_FIELDS
+    from runner.score.rows import COLUMNS
+
+    text = (DOCS / "results.md").read_text()
+    for column in [*COLUMNS, *PREDICTION_SCHEMA.names, *(field.name for field in SUBSET_FIELDS)]:
+        assert f"`{column}`" in text, column
+
+
 def test_every_config_file_is_described():
     for config in (ROOT / "configs").glob("*.yaml"):
         assert f"`{config.name}`" in README, config.name
