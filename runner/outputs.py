@@ -127,6 +127,17 @@ class Location:
         names = sorted(info.base_name for info in infos if info.type == kind)
         return [self / name for name in names if fnmatch.fnmatchcase(name, pattern)]
 
+    def files_below(self) -> list[tuple[Location, float | None]]:
+        """Every file below this folder at any depth, by path, with its modification time (Unix
+        seconds; None where the store gives none)."""
+        with self.io("list"):
+            infos = self.filesystem.get_file_info(
+                pafs.FileSelector(self.path, recursive=True, allow_not_found=True))
+        below = len(self.path) + 1
+        return [(self / info.path[below:], info.mtime.timestamp() if info.mtime else None)
+                for info in sorted(infos, key=lambda info: info.path)
+                if info.type == pafs.FileType.File]
+
     def read_bytes(self) -> bytes:
         with self.io("read"), self.filesystem.open_input_stream(self.path) as stream:
             return stream.read()

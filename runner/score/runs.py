@@ -10,9 +10,6 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-
-import pyarrow.fs as pafs
 
 from runner.errors import UserError
 from runner.outputs import Location, LocationLike
@@ -35,45 +32,33 @@ class RunTables:
 
 def read_run(location: LocationLike) -> RunTables:
     """The scored tables and the provenance of a run folder; UserError when it is not scored."""
-    location = Location.of(location)
-    filesystem, base = location.filesystem, location.path
-    table = _join(base, TABLE)
-    if filesystem.get_file_info(table).type != pafs.FileType.File:
-        raise UserError(f"{location} has no {TABLE}: score it first (kpbench score)")
-    document = json.loads(_read_text(filesystem, table))
+    run = Location.of(location)
+    table = run / TABLE
+    if not table.is_file():
+        raise UserError(f"{run} has no {TABLE}: score it first (kpbench score)")
+    document = json.loads(table.read_text())
     return RunTables(
-        name=PurePosixPath(base.rstrip("/")).name or str(location),
-        location=str(location),
+        name=run.name or str(run),
+        location=str(run),
         rows=document["rows"],
         random_weights=bool(document.get("random_weights")),
-        label_sets=_label_sets(filesystem, _join(base, "results")),
-        provenance=_provenance(location, filesystem, _join(base, "predictions")),
+        label_sets=_label_sets(run / "results"),
+        provenance=_provenance(run / "predictions"),
     )
 
 
-def _join(base: str, name: str) -> str:
-    return f"{base.rstrip('/')}/{name}"
-
-
-def _read_text(filesystem: pafs.FileSystem, path: str) -> str:
-    with filesystem.open_input_stream(path) as stream:
-        return stream.read().decode()
-
-
-def _label_sets(filesystem: pafs.FileSystem, folder: str) -> dict[str, list[dict]]:
+def _label_sets(folder: Location) -> dict[str, list[dict]]:
     """accuracy-<set>.json (its `rows`), else accuracy-<set>.csv (numbers read as numbers)."""
-    files = {}
-    for info in filesystem.get_file_info(pafs.FileSelector(folder, allow_not_found=True)):
-        name = PurePosixPath(info.path).name
-        stem, _, suffix = name.rpartition(".")
-        if stem.startswith(LABEL_SET_PREFIX) and suffix in ("json", "csv"):
-            label_set = stem[len(LABEL_SET_PREFIX):]
-            if suffix == "json" or label_set not in files:
-                files[label_set] = info.path
+    files: dict[str, Location] = {}
+    for file in folder.files(f"{LABEL_SET_PREFIX}*"):
+        stem, _, suffix = file.name.rpartition(".")
+        label_set = stem[len(LABEL_SET_PREFIX):]
+        if suffix == "json" or (suffix == "csv" and label_set not in files):
+            files[label_set] = file
     sets = {}
-    for label_set, path in sorted(files.items()):
-        text = _read_text(filesystem, path)
-        if path.endswith(".json"):
+    for label_set, file in sorted(files.items()):
+        text = file.read_text()
+        if file.name.endswith(".json"):
             sets[label_set] = json.loads(text)["rows"]
         else:
             sets[label_set] = [{key: _number(value) for key, value in row.items()}
@@ -91,20 +76,18 @@ def _number(text: str):
     return int(value) if value.is_integer() and "." not in text else value
 
 
-def _provenance(run: Location, filesystem: pafs.FileSystem, folder: str) -> list[dict]:
+def _provenance(folder: Location) -> list[dict]:
     """One document per pair folder with predictions (its first file's provenance, and the
     modification time of each file); folders with only a failure file are left to the table."""
-    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
-    by_folder: dict[str, list[pafs.FileInfo]] = {}
-    for info in filesystem.get_file_info(selector):
-        if info.path.endswith(".parquet") and not info.base_name.startswith("_"):
-            by_folder.setdefault(info.path.rsplit("/", 1)[0], []).append(info)
+    by_folder: dict[str, list[tuple[Location, float | None]]] = {}
+    for file, mtime in folder.files_below():
+        if file.name.endswith(".parquet") and not file.name.startswith("_"):
+            by_folder.setdefault(file.parent.relative, []).append((file, mtime))
     documents = []
     for _, files in sorted(by_folder.items()):
-        files.sort(key=lambda info: info.path)
-        provenances = [read_provenance(run / info.path[len(run.path) + 1:]) for info in files]
+        provenances = [read_provenance(file) for file, _ in files]
         document = provenances[0].to_dict()
         document["written"] = [p.written_at for p in provenances if p.written_at is not None]
-        document["file_times"] = [info.mtime.timestamp() for info in files if info.mtime]
+        document["file_times"] = [mtime for _, mtime in files if mtime]
         documents.append(document)
     return documents
