@@ -184,7 +184,7 @@ def test_a_failure_file_is_written_read_and_cleared_in_the_bucket(s3_server, sam
     (spec,) = load_catalog().select(MODELS[:1], ["pytorch"])
     dataset = open_dataset(str(sample_dir / "val"), classes=str(sample_dir / "classes.txt"))
     job = _job(RunConfig(data=str(sample_dir / "val"), out=_uri("failed"), weights="random"),
-               spec, dataset, "run0")
+               spec, None, dataset, "run0")
     record_failure(job.out, job, "weights file not cached")
     assert s3_server.keys("failed/") == [
         "failed/predictions/framework=pytorch/model=squeezenet1_1/_failed.json"]

@@ -134,7 +134,7 @@ def test_timm_version_enters_the_pair_key_of_timm_entries_only(sample_dir, tmp_p
     dataset, plans = plan_run(cfg)
     keys = {plan.job.spec.name: plan.job.pair_key for plan in plans}
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1")
-    again = {spec.name: _job(cfg, spec, dataset, "run").pair_key for spec in (p.job.spec for p in plans)}
+    again = {plan.job.spec.name: _job(cfg, plan.job.spec, None, dataset, "run").pair_key for plan in plans}
     assert again["resnet18"] == keys["resnet18"]
     assert again["test_resnet.r160_in1k"] != keys["test_resnet.r160_in1k"]
 
