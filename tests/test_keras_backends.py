@@ -16,7 +16,7 @@ from runner.predictions import SCHEMA_VERSION, read_provenance
 from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
 from runner.score.reduce import score
-from runner.score.results import write_results
+from runner.score.results import print_table, write_results
 
 from .helpers import sample_config
 
@@ -54,6 +54,15 @@ def test_one_pair_per_backend_with_its_own_folder_and_row(runs):
     assert all(r["images"] == 15 and r["missing"] == 0 for r in rows)
     csv_path = next(p for p in write_results(runs["first"], rows) if p.name.endswith(".csv"))
     assert ",weights,protocol,backend,precision," in csv_path.read_text().splitlines()[0]
+
+
+def test_messages_name_the_backend(runs):
+    console = Console(record=True, width=300)
+    print_table(console, score(runs["first"]))
+    text = console.export_text()
+    # random weights fail the sanity check: one warning per pair, each naming its backend
+    for name in ("keras/mobilenet ", "keras/mobilenet@jax ", "keras/mobilenet@torch "):
+        assert f"warning: {name}failed the weights sanity check" in text
 
 
 def test_provenance_records_backend_and_precision_as_the_framework_reports_them(runs):

@@ -270,7 +270,7 @@ def compare_with_reference(rows: list[ScoreRow], reference: list[dict]) -> list[
         row.acc5_delta = round(round(row.acc5, 2) - figures[1], 2)
         if row.acc1_delta or row.acc5_delta:
             differ.append(
-                f"{row.framework}/{row.model}: acc1 {row.acc1:.2f} vs {figures[0]:.2f} "
+                f"{row.pair_name}: acc1 {row.acc1:.2f} vs {figures[0]:.2f} "
                 f"({row.acc1_delta:+.2f}), acc5 {row.acc5:.2f} vs {figures[1]:.2f} "
                 f"({row.acc5_delta:+.2f})"
             )

@@ -174,7 +174,7 @@ def _tiers(rows: list[ScoreRow]):
                       color=COLORS.get(row.framework, "black"))
         axes.text(i, 1.0, str(row.tier), transform=axes.get_xaxis_transform(), ha="center",
                   va="bottom", fontsize=6, color="dimgrey")
-    axes.set_xticks(range(len(ranked)), [f"{r.framework}/{r.model}" for r in ranked],
+    axes.set_xticks(range(len(ranked)), [r.pair_name for r in ranked],
                     rotation=70, ha="right", fontsize=6)
     axes.set_ylabel("Acc@1 (%), 95% Clopper-Pearson interval")
     axes.set_title("Tiers (numbers on top): neighbours not separable by an exact McNemar test "

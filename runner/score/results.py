@@ -74,20 +74,20 @@ def print_table(console: Console, rows: list[ScoreRow], title: str = "kpbench ac
     console.print(table)
     for row in rows:
         if row.status == "failed":
-            console.print(f"[red]failed[/] {row.framework}/{row.model}: {row.failure}",
+            console.print(f"[red]failed[/] {row.pair_name}: {row.failure}",
                           highlight=False)
     for row in rows:
         if row.sanity == "failed" and row.status != "failed":
-            console.print(f"[yellow]warning[/]: {row.framework}/{row.model} failed the weights "
+            console.print(f"[yellow]warning[/]: {row.pair_name} failed the weights "
                           f"sanity check (under {MIN_FRACTION:.0%} of the sanity photos have an "
                           "accepted class in its top-5): broken or random weights? "
                           f"(weights: {row.weights})", highlight=False)
-    missing = [f"{r.framework}/{r.model} ({r.missing})"
+    missing = [f"{r.pair_name} ({r.missing})"
                for r in rows if r.missing and r.status != "failed"]
     if missing:
         console.print("[yellow]incomplete[/]: images without a prediction: " + ", ".join(missing))
     if any(row.errors for row in rows):
-        counts = ", ".join(f"{r.framework}/{r.model} {r.errors}" for r in rows if r.errors)
+        counts = ", ".join(f"{r.pair_name} {r.errors}" for r in rows if r.errors)
         console.print(f"accuracy is over the images each model could read; unreadable: {counts}")
 
 

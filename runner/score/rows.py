@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from runner.predictions import Keyed
+from runner.score.columns import backend_suffix
 
 
 class ScoreRow(Keyed):
@@ -84,6 +85,11 @@ class ScoreRow(Keyed):
     # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
     # Last, so that the columns before it keep their places in the files.
     sanity: Literal["ok", "failed", "skipped"] | None = None
+
+    @property
+    def pair_name(self) -> str:
+        """As plans and messages name the pair: keras/resnet50@jax, pytorch/resnet50."""
+        return f"{self.framework}/{self.model}{backend_suffix(self.backend)}"
 
     def cells(self) -> dict[str, Any]:
         """The columns this row has, in column order (floats as they are: NaN stays NaN)."""

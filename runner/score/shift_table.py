@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.data.shift import DATASETS
 from runner.errors import UserError
-from runner.score.columns import backend_suffix, default_settings, row_key
+from runner.score.columns import default_settings, row_key
 from runner.score.rows import ScoreRow
 
 REAL = "imagenet-real"  # ImageNet-ReaL labels on the ImageNet run (score --real)
@@ -31,8 +31,7 @@ def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
         by_model = figures.setdefault(row.dataset, {})
         key = row_key(row)
         if key in by_model:
-            name = f"{row.framework}/{row.model}{backend_suffix(row.backend)}"
-            raise UserError(f"two runs hold {row.dataset} predictions of {name}: "
+            raise UserError(f"two runs hold {row.dataset} predictions of {row.pair_name}: "
                             "score one run per dataset")
         by_model[key] = {"acc1": row.acc1, "acc5": row.acc5, "rank": row.rank1, "tier": row.tier,
                          "weights": row.weights}
