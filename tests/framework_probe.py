@@ -240,6 +240,42 @@ def save_random_checkpoint(framework: str, names: list[str]) -> dict:
     return out
 
 
+def save_keras_checkpoint(framework: str, args: dict) -> dict:
+    """Stand-in 'pretrained' Keras weights: a model's random weights written as the legacy h5
+    file keras.applications reads from $KERAS_HOME/models (MobileNets: no hash is checked)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from runner.catalog import load_catalog
+    from runner.frameworks import keras as keras_adapter
+    from runner.frameworks import load_adapter
+
+    spec = load_catalog().get(f"keras/{args['model']}")
+    model = load_adapter(spec, "random", 0, 1).model
+    path = keras_adapter.cached_weights_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    return {"path": str(path), "weights_checksum": _keras_checksum(model)}
+
+
+def keras_pretrained_predictions(framework: str, args: dict) -> dict:
+    """Load the cached pretrained file on a backend; predict a few generated images."""
+    from runner.catalog import load_catalog
+    from runner.frameworks import load_adapter
+
+    spec = load_catalog().get(f"keras/{args['model']}")
+    adapter = load_adapter(spec, "pretrained", 0, 1, backend=args["backend"])
+    size = spec.input_size
+    images = np.random.default_rng(0).integers(0, 256, (args["images"], size, size, 3), np.uint8)
+    return {"probs": adapter.predict(images).tolist(), "weights_file": adapter.provenance()["weights_file"],
+            "weights_checksum": _keras_checksum(adapter.model)}
+
+
+def _keras_checksum(model) -> float:
+    return float(sum(np.abs(np.asarray(weight, np.float64)).sum() for weight in model.get_weights()))
+
+
 def torch_preprocess_fidelity(framework: str, args: dict) -> dict:
     """Per entry: the largest |difference| between the tensor kpbench feeds the model (the
     entry's reference recipe, then the adapter's normalisation) and `weights.transforms()`
@@ -387,6 +423,8 @@ CHECKS = {
     "keras_reproducibility": keras_reproducibility,
     "precision_switches": precision_switches,
     "save_random_checkpoint": save_random_checkpoint,
+    "save_keras_checkpoint": save_keras_checkpoint,
+    "keras_pretrained_predictions": keras_pretrained_predictions,
     "torch_preprocess_fidelity": torch_preprocess_fidelity,
     "keras_preprocess_fidelity": keras_preprocess_fidelity,
     "torchvision_catalog": torchvision_catalog,

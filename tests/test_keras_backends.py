@@ -5,6 +5,7 @@ compare; the run's speeds recorded for the next plan. Local Ray with 2 fake GPUs
 import hashlib
 import json
 
+import numpy as np
 import pytest
 from rich.console import Console
 
@@ -18,7 +19,7 @@ from runner.score.compare import compare_runs
 from runner.score.reduce import score
 from runner.score.results import print_table, write_results
 
-from .helpers import sample_config
+from .helpers import offline_weight_caches, probe, sample_config
 
 MODELS = ["keras/mobilenet", "pytorch/squeezenet1_1"]
 BACKENDS = ["tensorflow", "jax", "torch"]
@@ -120,3 +121,18 @@ def test_each_run_records_its_speeds_for_the_next_plan(runs):
     assert {(s.model, s.backend, s.precision) for s in samples} >= {
         ("keras/mobilenet", backend, "fp32") for backend in BACKENDS}
     assert all(s.images == 15 and s.seconds > 0 and s.load_seconds > 0 for s in samples)
+
+
+def test_the_same_weight_file_serves_every_backend(tmp_path):
+    """The pretrained path on each backend reads the one cached keras.applications file: a
+    stand-in written from TensorFlow gives the same weights, and the same predictions, on all
+    three (random weights would differ per backend)."""
+    env = offline_weight_caches(tmp_path)
+    saved = probe("keras", "save_keras_checkpoint", {"model": "mobilenetV2"}, env=env)
+    loaded = {backend: probe("keras", "keras_pretrained_predictions",
+                             {"model": "mobilenetV2", "backend": backend, "images": 2}, env=env)
+              for backend in BACKENDS}
+    for backend, result in loaded.items():
+        assert result["weights_file"] == saved["path"], backend
+        assert result["weights_checksum"] == pytest.approx(saved["weights_checksum"], rel=1e-12), backend
+        np.testing.assert_allclose(result["probs"], loaded["tensorflow"]["probs"], atol=1e-6)
