@@ -1,6 +1,7 @@
 """--keras-backends and --precision end to end: one pair per (Keras model, backend), each with its
 own folder, table row and provenance; reruns identical on every backend; bf16 against fp32 in
-compare; the run's speeds recorded for the next plan. Local Ray with 2 fake GPUs."""
+compare; the run's speeds recorded for the next plan (local Ray with 2 fake GPUs); and one
+cached weight file for all three backends."""
 
 import hashlib
 import json
