@@ -58,13 +58,20 @@ def test_one_pair_per_backend_with_its_own_folder_and_row(runs):
     assert ",weights,protocol,backend,precision," in csv_path.read_text().splitlines()[0]
 
 
-def test_messages_name_the_backend(runs):
+def _printed(run) -> str:
     console = Console(record=True, width=300)
-    print_table(console, score(runs["first"]))
-    text = console.export_text()
+    print_table(console, score(run))
+    return console.export_text()
+
+
+def test_the_printed_table_names_backends_and_precision(runs):
+    text = _printed(runs["first"])
     # random weights fail the sanity check: one warning per pair, each naming its backend
     for name in ("keras/mobilenet ", "keras/mobilenet@jax ", "keras/mobilenet@torch "):
         assert f"warning: {name}failed the weights sanity check" in text
+    assert "(precision fp32)" in text.splitlines()[0]  # all at the default: the title says it
+    bf16 = _printed(runs["bf16"])
+    assert "(precision" not in bf16.splitlines()[0] and " bf16 " in bf16  # else a column
 
 
 def test_provenance_records_backend_and_precision_as_the_framework_reports_them(runs):

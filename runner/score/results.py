@@ -11,6 +11,7 @@ import math
 from rich.console import Console
 from rich.table import Table
 
+from runner.frameworks.precision import DEFAULT_PRECISION
 from runner.outputs import Location, LocationLike
 from runner.sanity import MIN_FRACTION
 from runner.score.columns import default_settings
@@ -55,6 +56,9 @@ def _random(rows: list[ScoreRow]) -> bool:
 
 def print_table(console: Console, rows: list[ScoreRow], title: str = "kpbench accuracy") -> None:
     random = _random(rows)
+    uniform = default_settings(rows, getattr)
+    if "precision" in uniform:  # no column: the title says it
+        title += f"  (precision {DEFAULT_PRECISION})"
     table = Table(title=title + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
     columns = columns_of(rows)
     optional = ("cacc1", "cacc5", "ctier", "real_acc1", "real_acc5", "acc1_delta", "acc5_delta")
@@ -62,7 +66,7 @@ def print_table(console: Console, rows: list[ScoreRow], title: str = "kpbench ac
              *(c for c in optional if c in columns), "images",
              *(["cimages"] if "cimages" in columns else []), "errors", "weights", "sanity",
              "protocol", "status"]
-    shown = [column for column in shown if column not in default_settings(rows, getattr)]
+    shown = [column for column in shown if column not in uniform]
     # label-set tables have no published figure to compare with
     published = ("published", "measured - published") if "published_acc1" in columns else ()
     for column in (*shown, *published):
