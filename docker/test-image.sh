@@ -127,7 +127,22 @@ step_locks() {
 }
 
 step_clean() {
-    "$ENGINE" image prune -f > /dev/null
+    # Images that containers still use cannot go: a killed build leaves its working containers
+    # (`podman ps -a --external` lists them). Those images are kept and counted, the rest
+    # removed; rounds repeat while they remove something (a parent goes after its children).
+    local left removed id
+    while :; do
+        removed=0
+        for id in $("$ENGINE" images -q -f dangling=true); do
+            if "$ENGINE" rmi "$id" > /dev/null 2>&1; then removed=$((removed + 1)); fi
+        done
+        [ "$removed" -gt 0 ] || break
+    done
+    left=$("$ENGINE" images -q -f dangling=true | wc -l)
+    if [ "$left" -gt 0 ]; then
+        kpbench_log "kept $left dangling image(s) that containers use (interrupted builds?" \
+            "$ENGINE ps -a --external lists them, buildah rm --all removes podman's)"
+    fi
     "$ENGINE" images
 }
 
