@@ -1,9 +1,13 @@
-"""Provenance of GPU runs: the NVIDIA driver and CUDA versions, read from nvidia-smi."""
+"""Provenance of GPU runs: the NVIDIA driver and CUDA versions, read from nvidia-smi; a GPU given
+to a pair whose framework stays on the CPU fails it."""
 
 import os
 import stat
 
-from runner.run.nvidia import nvidia_versions
+import pytest
+
+from runner.errors import UserError
+from runner.run.nvidia import nvidia_versions, require_gpu_in_use
 
 # the head of `nvidia-smi -q` (the layout of driver 570 and later)
 REPORT = """
@@ -45,3 +49,15 @@ def test_gpu_without_a_readable_nvidia_smi_says_unknown(tmp_path, monkeypatch):
     _fake_nvidia_smi(tmp_path, monkeypatch, "echo 'Driver Version : 1.2'")
     assert nvidia_versions(["0"]) == {"nvidia_driver": "1.2",
                                       "cuda": "unknown (no CUDA Version in nvidia-smi -q)"}
+
+
+def test_a_real_gpu_left_unused_fails_the_pair_with_one_line():
+    on_gpu = {"nvidia_driver": "580.65.06", "cuda": "13.0"}
+    with pytest.raises(UserError, match=r"keras/resnet50@jax: given GPU 0 \(driver 580.65.06\), but "
+                                        "its framework computes on the CPU"):
+        require_gpu_in_use("keras/resnet50@jax", ["0"], on_gpu, "cpu")
+    require_gpu_in_use("keras/resnet50@jax", ["0"], on_gpu, "cuda:0 (NVIDIA H200)")
+    # Ray's fake GPUs (no driver, as in the tests) and CPU actors are left alone
+    no_driver = dict.fromkeys(on_gpu, "unknown (nvidia-smi not found)")
+    require_gpu_in_use("pytorch/resnet50", ["0"], no_driver, "cpu")
+    require_gpu_in_use("pytorch/resnet50", [], dict.fromkeys(on_gpu), "cpu")

@@ -35,7 +35,7 @@ from runner.predictions import (
     top_k,
     write_shard,
 )
-from runner.run.nvidia import nvidia_versions
+from runner.run.nvidia import nvidia_versions, require_gpu_in_use
 from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
@@ -62,6 +62,8 @@ class ShardPredictor:
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
                                     job.backend)
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
+        versions = nvidia_versions(placement["gpu_ids"])
+        require_gpu_in_use(job.key, placement["gpu_ids"], versions, self.adapter.provenance()["device"])
         run_check(
             job.sanity, job.key,
             lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
@@ -72,7 +74,7 @@ class ShardPredictor:
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             **placement,  # Ray node id and GPU ids
-            **nvidia_versions(placement["gpu_ids"]),
+            **versions,
             "actor_started": time.time(),
             "load_seconds": load_seconds,
         }
