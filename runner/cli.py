@@ -110,10 +110,23 @@ def _add_compare(commands) -> None:
         "difference (images only A / only B got right, p-value).",
     )
     compare.add_argument("run_a", help="run folder: a path or a URI (s3://bucket/prefix, ...)")
-    compare.add_argument("run_b", help="the other run folder")
+    compare.add_argument("run_b", nargs="?",
+                         help="the other run folder (with --backends: default RUN_A itself)")
+    compare.add_argument("--backends", metavar="A,B", type=_backend_pair,
+                         help="compare each Keras model on backend A (in RUN_A) with itself on "
+                         "backend B (in RUN_B), e.g. tensorflow,jax")
     add_shared_flag(compare, "s3_endpoint")
     compare.add_argument("--require-identical", action="store_true",
                          help="exit 1 when any prediction differs, naming the models")
+
+
+def _backend_pair(value: str) -> tuple[str, str]:
+    from runner.frameworks.keras_runtime import KERAS_BACKENDS
+
+    backends = comma_list(value)
+    if len(backends) != 2 or not set(backends) <= set(KERAS_BACKENDS):
+        raise argparse.ArgumentTypeError(f"two of {', '.join(KERAS_BACKENDS)}, as A,B: not {value!r}")
+    return backends[0], backends[1]
 
 
 def _add_import_npy(commands) -> None:
@@ -380,9 +393,14 @@ def cmd_pack(args, console: Console) -> int:
 def cmd_compare(args, console: Console) -> int:
     from runner.score.compare import compare_runs, print_comparison
 
+    if args.run_b is None and args.backends is None:
+        raise UserError("compare needs RUN_B, or --backends A,B to compare two backends of one run")
+    run_b = args.run_b or args.run_a
     rows = compare_runs(Location.of(args.run_a, args.s3_endpoint),
-                        Location.of(args.run_b, args.s3_endpoint))
-    different = print_comparison(console, rows, f"{args.run_a} (A) vs {args.run_b} (B)")
+                        Location.of(run_b, args.s3_endpoint), args.backends)
+    sides = [f"{run} ({side}{f', {backend}' if args.backends else ''})"
+             for run, side, backend in zip((args.run_a, run_b), "AB", args.backends or "  ", strict=True)]
+    different = print_comparison(console, rows, " vs ".join(sides))
     return 1 if args.require_identical and different else 0
 
 

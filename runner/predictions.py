@@ -381,6 +381,13 @@ def pair_folders(out: LocationLike) -> list[Location]:
     return sorted((model for parent in parents for model in parent.folders("model=*")), key=str)
 
 
+def keras_backend_of(folder: Location) -> str | None:
+    """The Keras backend of a pair folder, from its place (shard_path's layout); None: not Keras."""
+    if folder.parent.name.startswith("backend="):
+        return folder.parent.name.removeprefix("backend=")
+    return DEFAULT_BACKEND if folder.parent.name == "framework=keras" else None
+
+
 def pair_folder_key(folder: Location) -> tuple[str, str, str]:
     """A pair folder's place under OUT/predictions, the same in every run folder."""
     return folder.parent.parent.name, folder.parent.name, folder.name

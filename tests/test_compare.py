@@ -84,3 +84,15 @@ def test_mcnemar_between_two_runs_of_one_model(tmp_path, capsys):
     assert row["mcnemar_p"] == pytest.approx(2 / 1024)
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "mcnemar_p" in capsys.readouterr().out
+
+
+def test_compare_needs_a_second_run_or_two_backends(tmp_path, capsys):
+    run = tmp_path / "a"
+    write_pair(run, "keras", "m", LABELS, TOP5)  # on TensorFlow, the default backend
+    assert main(["compare", str(run)]) == 2
+    assert "compare needs RUN_B, or --backends A,B" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", str(run), "--backends", "tensorflow"])
+    assert "--backends: two of tensorflow, jax, torch, as A,B: not 'tensorflow'" in capsys.readouterr().err
+    assert main(["compare", str(run), "--backends", "tensorflow,jax"]) == 2
+    assert f"no Keras model on tensorflow in {run} and on jax in {run}" in capsys.readouterr().err

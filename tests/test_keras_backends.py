@@ -95,6 +95,17 @@ def test_reruns_are_identical_on_every_backend(runs, capsys):
     assert "identical: all 4 model(s)" in capsys.readouterr().out
 
 
+def test_compare_across_backends(runs, capsys):
+    (across,) = compare_runs(runs["first"], runs["first"], ("tensorflow", "jax"))
+    assert (across.framework, across.model, across.backend, across.images) == (
+        "keras", "mobilenet", "tensorflow -> jax", 15)
+    (same,) = compare_runs(runs["first"], runs["rerun"], ("torch", "torch"))  # a rerun, one backend
+    assert same.identical and same.backend == "torch"
+    assert main(["compare", str(runs["first"]), "--backends", "tensorflow,torch"]) == 0
+    out = capsys.readouterr().out
+    assert "backend: tensorflow -> torch (A -> B)" in out and "(B, torch)" in " ".join(out.split())
+
+
 def test_compare_shows_bf16_against_fp32(runs, capsys):
     rows = compare_runs(runs["first"], runs["bf16"])
     assert {r["precision"] for r in rows} == {"fp32 -> bf16"}

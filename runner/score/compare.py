@@ -1,6 +1,8 @@
-"""`kpbench compare`: how much two runs' predictions differ, per (framework, model) in both.
+"""`kpbench compare`: how much two runs' predictions differ, per (framework, model) in both; or,
+with two Keras backends, each Keras model on one backend against itself on the other.
 
-Works across Keras modes, protocols and reruns: rows are matched by dataset position.
+Works across Keras modes, protocols, precisions, backends and reruns: rows are matched by
+dataset position.
 Probabilities are compared for classes in both top-5 lists (the files keep only the top 5).
 An exact McNemar test on top-1 correctness (runner.score.stats) says whether the accuracy
 difference is more than chance: over the images both read, how many only A and only B got right.
@@ -14,7 +16,14 @@ from rich.table import Table
 
 from runner.errors import UserError
 from runner.outputs import LocationLike
-from runner.predictions import Keyed, PairPredictions, load_pair, pair_folder_key, pair_folders
+from runner.predictions import (
+    Keyed,
+    PairPredictions,
+    keras_backend_of,
+    load_pair,
+    pair_folder_key,
+    pair_folders,
+)
 from runner.score.columns import backend_suffix, default_settings
 from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
@@ -24,7 +33,8 @@ class CompareRow(Keyed):
     """One (framework, backend, model) in both runs, A and B; differences are B minus A."""
 
     framework: str
-    backend: str | None  # Keras: tensorflow, jax or torch; None for PyTorch
+    # Keras: tensorflow, jax or torch ("tensorflow -> jax" across backends); None for PyTorch
+    backend: str | None
     model: str
     # "fp32 -> bf16" when the runs differ in it (compare then shows bf16's agreement with fp32)
     precision: str
@@ -50,13 +60,17 @@ SHOWN = ("framework", "backend", "model", "precision", "images", "top1_agreement
          "identical")
 
 
-def compare_runs(run_a: LocationLike, run_b: LocationLike) -> list[CompareRow]:
-    """One row per (framework, model) with predictions in both runs, in name order."""
-    folders_a = {pair_folder_key(folder): folder for folder in pair_folders(run_a)}
-    folders_b = {pair_folder_key(folder): folder for folder in pair_folders(run_b)}
+def compare_runs(run_a: LocationLike, run_b: LocationLike,
+                 backends: tuple[str, str] | None = None) -> list[CompareRow]:
+    """One row per (framework, model) with predictions in both runs, in name order; with
+    `backends` (A's, B's), the Keras models on A's backend in run A against the same models on
+    B's backend in run B (which may be the same run)."""
+    folders_a, folders_b = (_pairs(run, backends[i] if backends else None)
+                            for i, run in enumerate((run_a, run_b)))
     common = sorted(set(folders_a) & set(folders_b))
     if not common:
-        raise UserError(f"{run_a} and {run_b} have no (framework, model) in common")
+        raise UserError(f"{run_a} and {run_b} have no (framework, model) in common" if not backends
+                        else f"no Keras model on {backends[0]} in {run_a} and on {backends[1]} in {run_b}")
     rows = []
     for key in common:
         a = load_pair(folders_a[key], probabilities=True)
@@ -64,6 +78,14 @@ def compare_runs(run_a: LocationLike, run_b: LocationLike) -> list[CompareRow]:
         if a.provenance is not None and b.provenance is not None:
             rows.append(compare_pair(a, b))
     return rows
+
+
+def _pairs(run: LocationLike, keras_backend: str | None) -> dict:
+    """A run's pair folders by their place; with a backend, its Keras pairs on it, by model."""
+    folders = pair_folders(run)
+    if keras_backend is None:
+        return {pair_folder_key(folder): folder for folder in folders}
+    return {folder.name: folder for folder in folders if keras_backend_of(folder) == keras_backend}
 
 
 def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
@@ -89,9 +111,9 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
     test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
     return CompareRow(
         framework=a.provenance.framework,
-        backend=a.provenance.backend_setting,
+        backend=_either(p.provenance.backend_setting for p in (a, b)),
         model=a.provenance.model,
-        precision=" -> ".join(dict.fromkeys(p.provenance.precision_setting for p in (a, b))),
+        precision=_either(p.provenance.precision_setting for p in (a, b)),
         images=images,
         only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
         status_changed=status_changed,
@@ -108,6 +130,12 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
     )
 
 
+def _either(settings) -> str | None:
+    """A setting both runs share, or "A's -> B's"."""
+    settings = list(dict.fromkeys(settings))
+    return settings[0] if len(settings) == 1 else " -> ".join(map(str, settings))
+
+
 def print_comparison(console: Console, rows: list[CompareRow], title: str) -> list[CompareRow]:
     """Print the table and a line per differing model; returns the differing rows."""
     table = Table(title=title)
@@ -117,12 +145,13 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
     for row in rows:
         table.add_row(*(_fmt(column, getattr(row, column)) for column in shown))
     console.print(table)
-    for change in dict.fromkeys(row.precision for row in rows if "->" in row.precision):
-        console.print(f"precision: {change} (A -> B)")  # also where the table is too narrow
+    for column in ("backend", "precision"):  # also where the table is too narrow to show them
+        for change in dict.fromkeys(row[column] for row in rows if "->" in (row[column] or "")):
+            console.print(f"{column}: {change} (A -> B)")
     different = [row for row in rows if not row.identical]
     for row in different:
         extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
-        backend = backend_suffix(row.backend)
+        backend = f" ({row.backend})" if "->" in (row.backend or "") else backend_suffix(row.backend)
         console.print(f"differs: {row.framework}/{row.model}{backend}: "
                       f"{row.top1_changed} changed top-1, "
                       f"max |dp| {row.max_prob_diff:.3g}" + "".join(f", {e}" for e in extra),
