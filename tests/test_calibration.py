@@ -43,6 +43,14 @@ def test_other_models_give_the_device_speed_scaled_by_gflops():
     assert calibration.image_seconds(_wanted(precision="bf16"))[1] == "device speed"
 
 
+def test_two_or_more_models_give_a_cost_per_image_plus_a_cost_per_gflop():
+    # 0.2 s per image plus 0.1 s per GFLOP: small models are dominated by the fixed part
+    samples = [_sample("pytorch/a", gflops=1.0, images=10, seconds=3.0),
+               _sample("pytorch/b", gflops=3.0, images=10, seconds=5.0)]
+    seconds, source = Calibration(samples, gpu=False).image_seconds(_wanted("pytorch/c", gflops=20.0))
+    assert (seconds, source) == (pytest.approx(0.2 + 0.1 * 20.0), "device speed")
+
+
 def test_nothing_measured_on_this_kind_of_device_is_assumed():
     calibration = Calibration([_sample(gpu=True)], gpu=False)
     assert calibration.image_seconds(_wanted()) == (2.0 / ASSUMED_GFLOPS_PER_S[False], "assumed")

@@ -9,8 +9,8 @@ copying its report into that folder calibrates estimates for that GPU.
 A pair's seconds per image come, in order of preference, from
 1. earlier runs of the same model and setting (framework, backend, one image per pass or not,
    precision) on the same kind of device;
-2. the device's measured speed: the median GFLOP/s of other models measured on it, in the same
-   framework and batch mode where there are any;
+2. the device's measured speed: a fixed cost per image plus a cost per GFLOP, fitted to the
+   other models measured on it (same framework and batch mode where there are any);
 3. an assumed speed (ASSUMED_GFLOPS_PER_S): nothing has been measured on this kind of device.
 """
 
@@ -137,9 +137,9 @@ class Calibration:
         gflops = wanted.gflops or UNKNOWN_GFLOPS
         same_mode = [s for s in self.samples if s.one_image == wanted.one_image]
         for related in ([s for s in same_mode if s.framework == wanted.framework], same_mode):
-            speeds = [s.gflops_per_s for s in related if s.gflops_per_s]
-            if speeds:
-                return gflops / statistics.median(speeds), "device speed"
+            device = _device_speed([s for s in related if s.gflops_per_s])
+            if device:
+                return device(gflops), "device speed"
         seconds = gflops / ASSUMED_GFLOPS_PER_S[self.gpu]
         return seconds * (ONE_IMAGE_SLOWDOWN if wanted.one_image else 1.0), "assumed"
 
@@ -152,6 +152,22 @@ class Calibration:
             if loads:
                 return statistics.median(loads)
         return None
+
+
+def _device_speed(samples: list[ThroughputSample]):
+    """Seconds per image as a function of GFLOPs on the measured device: a fixed cost per image
+    plus a cost per GFLOP, fitted to the samples (small models are dominated by the fixed part,
+    so a single GFLOP/s figure from them would overestimate large ones); one model, or a fit
+    that does not rise with GFLOPs: the median GFLOP/s. None without samples."""
+    if not samples:
+        return None
+    points = [(s.gflops, s.seconds / s.images) for s in samples]
+    if len({x for x, _ in points}) > 1:
+        slope, intercept = statistics.linear_regression(*zip(*points, strict=True))
+        if slope > 0 and intercept >= 0:
+            return lambda gflops: intercept + slope * gflops
+    rate = statistics.median(s.gflops_per_s for s in samples)
+    return lambda gflops: gflops / rate
 
 
 def pair_states(plans: list[PairPlan], calibration: Calibration, max_replicas: int,
