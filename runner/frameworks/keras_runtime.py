@@ -24,6 +24,11 @@ _XLA_ONE_THREAD = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_t
 _XLA_DETERMINISTIC = ("--xla_gpu_deterministic_ops=true",)
 
 
+def backend_suffix(backend: str | None) -> str:
+    """How a pair's name shows a non-default Keras backend: resnet50 + "@jax"."""
+    return f"@{backend}" if backend and backend != DEFAULT_BACKEND else ""
+
+
 def select_backend(backend: KerasBackend, threads: int) -> None:
     """Make Keras load with `backend`; a process keeps the backend Keras first loaded with."""
     loaded = sys.modules.get("keras")

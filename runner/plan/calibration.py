@@ -25,10 +25,9 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from runner.atomic import write_text_atomic
-from runner.outputs import LocationLike
 from runner.plan.pairs import PairJob, PairPlan
 from runner.plan.schedule import PairState
-from runner.predictions import read_provenances, shard_path
+from runner.predictions import read_provenances
 
 # Used only where nothing has been measured on this kind of device.
 ASSUMED_GFLOPS_PER_S = {True: 4000.0, False: 60.0}  # per GPU slot / per CPU slot, batched
@@ -96,13 +95,12 @@ def save_samples(samples: list[ThroughputSample], name: str, folder: Path | None
     return path
 
 
-def samples_from_run(out: LocationLike, run_id: str, plans: list[PairPlan]) -> list[ThroughputSample]:
+def samples_from_run(run_id: str, plans: list[PairPlan]) -> list[ThroughputSample]:
     """One sample per pair, from the provenance of the shard files this run wrote."""
     samples = []
     for plan in plans:
         job = plan.job
-        folder = shard_path(out, job.spec.framework, job.spec.name, 0, job.backend).parent
-        provenances = [p for p in read_provenances(folder.files("*.parquet"))
+        provenances = [p for p in read_provenances(job.folder.files("*.parquet"))
                        if p.run_id == run_id and p.shard_seconds]
         if not provenances:
             continue

@@ -12,7 +12,7 @@ from runner.config import RunConfig
 from runner.data.index import open_dataset
 from runner.data.records import DatasetIndex, Shard
 from runner.errors import UserError
-from runner.frameworks.keras_runtime import DEFAULT_BACKEND
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND, backend_suffix
 from runner.frameworks.precision import DEFAULT_PRECISION
 from runner.outputs import Location, check_writable
 from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenances, shard_path
@@ -44,8 +44,15 @@ class PairJob:
     def key(self) -> str:
         """The pair's name in plans, progress and messages: framework/model, with the Keras
         backend when it is not the default (keras/resnet50@jax)."""
-        backend = self.backend if self.backend not in (None, DEFAULT_BACKEND) else None
-        return f"{self.spec.key}@{backend}" if backend else self.spec.key
+        return self.spec.key + backend_suffix(self.backend)
+
+    def shard_file(self, index: int) -> Location:
+        """Where this pair's shard `index` is written (runner.predictions.shard_path)."""
+        return shard_path(self.out, self.spec.framework, self.spec.name, index, self.backend)
+
+    @property
+    def folder(self) -> Location:
+        return self.shard_file(0).parent
 
 
 @dataclass
@@ -116,8 +123,7 @@ def _job(cfg: RunConfig, spec: ModelSpec, backend: str | None, dataset: DatasetI
 
 def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[int]:
     """Shards already written by a run of this same config; a different config is refused."""
-    spec = job.spec
-    folder = shard_path(job.out, spec.framework, spec.name, 0, job.backend).parent
+    folder = job.folder
     if folder.local:
         for stale in folder.files(".*.tmp"):  # left by a killed run; never read
             stale.delete()
@@ -131,6 +137,5 @@ def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[i
         )
     for path in foreign:
         path.delete()
-    expected = {shard_path(job.out, spec.framework, spec.name, s.index, job.backend): s.index
-                for s in shards}
+    expected = {job.shard_file(s.index): s.index for s in shards}
     return {expected[path] for path, key in existing.items() if key == job.pair_key}

@@ -30,7 +30,6 @@ from runner.predictions import (
     SCHEMA_VERSION,
     Provenance,
     predictions_table,
-    shard_path,
     subset_top_k,
     top_k,
     write_shard,
@@ -67,7 +66,7 @@ class ShardPredictor:
         run_check(
             job.sanity, job.key,
             lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
-            self.recipe, shard_path(job.out, job.spec.framework, job.spec.name, 0, job.backend).parent,
+            self.recipe, job.folder,
         )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
@@ -95,8 +94,7 @@ class ShardPredictor:
             [r.label for r in records], errors, classes, probs,
             self._provenance(shard, seconds, decode), subset_top,
         )
-        path = shard_path(self.job.out, self.job.spec.framework, self.job.spec.name, shard.index,
-                          self.job.backend)
+        path = self.job.shard_file(shard.index)
         write_shard(table, path)
         self.shards_done += 1
         failed = len(errors) - len(images)

@@ -103,7 +103,7 @@ def _record_throughput(console: Console, cfg: RunConfig, plans: list[PairPlan]) 
     """Add this run's measured speeds to the machine's record, for later runs' estimates."""
     run_id = plans[0].job.run_id
     try:
-        samples = calibration.samples_from_run(plans[0].job.out, run_id, plans)
+        samples = calibration.samples_from_run(run_id, plans)
         if samples:
             calibration.save_samples(samples, f"run-{run_id}")
     except OSError as exc:  # the record only improves estimates: a run does not fail for it

@@ -17,11 +17,6 @@ def row_key(row) -> tuple[str, str, str | None]:
     return row.framework, row.model, row.backend
 
 
-def backend_suffix(backend: str | None) -> str:
-    """How a row's name shows a non-default Keras backend: resnet50 + "@jax"."""
-    return f"@{backend}" if backend and backend != DEFAULT_BACKEND else ""
-
-
 def join_columns(rows: list, columns: dict[tuple[str, str], dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:

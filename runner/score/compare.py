@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.errors import UserError
+from runner.frameworks.keras_runtime import backend_suffix
 from runner.outputs import LocationLike
 from runner.predictions import (
     Keyed,
@@ -24,7 +25,7 @@ from runner.predictions import (
     pair_folder_key,
     pair_folders,
 )
-from runner.score.columns import backend_suffix, default_settings
+from runner.score.columns import default_settings
 from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 

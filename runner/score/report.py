@@ -21,8 +21,9 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import LogitFormatter  # noqa: E402
 from scipy.special import expit, logit  # noqa: E402
 
+from runner.frameworks.keras_runtime import backend_suffix  # noqa: E402
 from runner.outputs import Location, LocationLike  # noqa: E402
-from runner.score.columns import backend_suffix, row_key  # noqa: E402
+from runner.score.columns import row_key  # noqa: E402
 from runner.score.results import RANDOM_NOTE  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from runner.frameworks.keras_runtime import backend_suffix
 from runner.predictions import Keyed
-from runner.score.columns import backend_suffix
 
 
 class ScoreRow(Keyed):

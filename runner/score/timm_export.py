@@ -27,8 +27,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from runner.errors import UserError
+from runner.frameworks.keras_runtime import backend_suffix
 from runner.outputs import Location, LocationLike
-from runner.score.columns import backend_suffix
 
 COLUMNS = ("model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct",
            "interpolation")
