@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from runner.score.import_npy import import_npy
+from runner.import_npy import import_npy
 from runner.score.reduce import score
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -246,7 +246,7 @@ def cmd_score(args, console: Console) -> int:
 
 
 def _write_timm(out: Location, rows, console: Console) -> None:
-    from runner.score.timm_export import write_timm
+    from runner.report.timm_export import write_timm
 
     paths, left_out = write_timm(out, [row.cells() for row in rows])
     console.print("wrote " + ", ".join(str(p) for p in paths))
@@ -256,7 +256,7 @@ def _write_timm(out: Location, rows, console: Console) -> None:
 
 
 def _write_wide(out: Location, rows: list[dict], console: Console) -> None:
-    from runner.score.results import print_wide_table, write_table
+    from runner.report.tables import print_wide_table, write_table
     from runner.score.shift_table import wide_table
 
     wide, columns = wide_table(rows)
@@ -288,7 +288,7 @@ def _score_and_print(out: Location, console: Console, options=None, reference: s
     """Score one run, print and write its tables; returns the plain rows."""
     from runner.score.label_tables import score_label_sets
     from runner.score.reduce import LabelOptions, compare_with_reference, score
-    from runner.score.results import print_table, write_results
+    from runner.report.tables import print_table, write_results
     from runner.score.shift_table import apply_published
 
     rows = score(out, options or LabelOptions())
@@ -358,9 +358,9 @@ def _read_csv(path: str) -> list[dict]:
 
 
 def cmd_report(args, console: Console) -> int:
-    from runner.score.html import write_html_report
-    from runner.score.report import write_report
-    from runner.score.runs import read_run
+    from runner.report.html import write_html_report
+    from runner.report.png import write_report
+    from runner.report.runs import read_run
 
     runs = [Location.of(run, args.s3_endpoint) for run in args.runs]
     if args.out is None and len(runs) > 1:
@@ -405,7 +405,7 @@ def cmd_compare(args, console: Console) -> int:
 
 
 def cmd_import_npy(args, console: Console) -> int:
-    from runner.score.import_npy import import_npy
+    from runner.import_npy import import_npy
 
     out = Location.of(args.out, args.s3_endpoint)
     imported = import_npy(args.dir, out, args.framework, args.ground_truth, args.overwrite)

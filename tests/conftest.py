@@ -49,7 +49,7 @@ def local_ray():
 @pytest.fixture(scope="session")
 def imported_2019(tmp_path_factory) -> Path:
     """The 2019 benchmark's 34 prediction files imported into a run folder (about 20 s)."""
-    from runner.score.import_npy import import_npy
+    from runner.import_npy import import_npy
 
     if not (NORTHCUTT / "published_table.csv").exists() or not GROUND_TRUTH.exists():
         pytest.skip(f"2019 reference data not found under {SHARED}")

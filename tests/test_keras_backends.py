@@ -18,7 +18,7 @@ from runner.predictions import SCHEMA_VERSION, read_provenance
 from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
 from runner.score.reduce import score
-from runner.score.results import print_table, write_results
+from runner.report.tables import print_table, write_results
 
 from .helpers import offline_weight_caches, probe, sample_config
 

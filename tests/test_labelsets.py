@@ -21,7 +21,7 @@ from runner.score.labelsets import (
     read_mturk,
 )
 from runner.score.reduce import score
-from runner.score.report import write_report
+from runner.report.png import write_report
 
 from .helpers import SHARED, write_pair
 

@@ -7,7 +7,7 @@ from runner.errors import UserError
 from runner.predictions import shard_path
 from runner.sanity import run_check
 from runner.score.reduce import score
-from runner.score.results import write_results
+from runner.report.tables import write_results
 from runner.score.rows import COLUMNS
 
 from .helpers import write_pair

@@ -5,8 +5,8 @@ from PIL import Image
 
 from runner.cli import main
 from runner.score.reduce import LabelOptions, score
-from runner.score.report import write_report
-from runner.score.results import write_results
+from runner.report.png import write_report
+from runner.report.tables import write_results
 
 from .helpers import write_pair
 
@@ -58,7 +58,7 @@ def test_index_embeds_every_chart_and_says_random(tmp_path):
 
 
 def test_family_chart_has_a_bar_per_framework_timm_included(tmp_path):
-    from runner.score.report import _by_family
+    from runner.report.png import _by_family
 
     _run(tmp_path, [("pytorch", "resnet1"), ("keras", "resnet1"), ("timm", "resnet1")])
     axes = _by_family(score(tmp_path)).axes[0]

@@ -8,10 +8,10 @@ import re
 import pytest
 
 from runner.cli import main
-from runner.score.html import write_html_report
-from runner.score.html_provenance import summarise
-from runner.score.html_rows import build_page
-from runner.score.runs import RunTables, read_run
+from runner.report.html import write_html_report
+from runner.report.html_provenance import summarise
+from runner.report.html_rows import build_page
+from runner.report.runs import RunTables, read_run
 
 from .helpers import write_pair, write_report_run
 

@@ -8,7 +8,7 @@ import pytest
 
 from runner.cli import main
 from runner.errors import UserError
-from runner.score.import_npy import import_npy
+from runner.import_npy import import_npy
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 
 from .helpers import NORTHCUTT, ROOT, SHARED, write_pair

@@ -6,7 +6,7 @@ import pytest
 
 from runner.cli import main
 from runner.errors import UserError
-from runner.score.timm_export import TimmRow, render, timm_files
+from runner.report.timm_export import TimmRow, render, timm_files
 
 from .helpers import SHARED, write_pair
 

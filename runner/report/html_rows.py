@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND
-from runner.score.runs import RunTables
+from runner.report.runs import RunTables
 
 IMAGENET = "imagenet"
 # row columns that tell settings apart; a row with different values is a different row

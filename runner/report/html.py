@@ -1,7 +1,7 @@
 """`kpbench report`: one self-contained page, report/index.html, for one or more scored runs.
 
 The page opens from file:// with no network: its style, script and charts (inline SVG) are
-inside it (the style and script are runner/score/report_page/*, read at build time). The
+inside it (the style and script are runner/report/page/*, read at build time). The
 table has one row per (framework, backend, model) and setting, sortable by any column and
 filtered by framework, backend, catalog set, family, protocol and run; columns the tables
 lack (intervals, tiers, backends, other label sets or datasets) are simply not shown."""
@@ -19,13 +19,13 @@ from typing import Any
 from runner import __version__
 from runner.outputs import Location, LocationLike
 from runner.score.columns import default_settings
-from runner.score.html_charts import charts
-from runner.score.html_provenance import summarise
-from runner.score.html_rows import Page, PageRow, build_page
-from runner.score.results import RANDOM_NOTE
-from runner.score.runs import RunTables
+from runner.report.html_charts import charts
+from runner.report.html_provenance import summarise
+from runner.report.html_rows import Page, PageRow, build_page
+from runner.report.tables import RANDOM_NOTE
+from runner.report.runs import RunTables
 
-ASSETS = Path(__file__).with_name("report_page")
+ASSETS = Path(__file__).with_name("page")
 # filter -> the cell column it filters on
 FILTERS = {"framework": "framework", "backend": "backend", "set": "model_set", "family": "family",
            "protocol": "protocol", "run": "run"}

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from runner.score.runs import RunTables
+from runner.report.runs import RunTables
 
 MOST_SHOWN = 6  # distinct values listed per entry; the rest are counted
 

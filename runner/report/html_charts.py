@@ -17,14 +17,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
-from runner.score.html_rows import (  # noqa: E402
+from runner.report.html_rows import (  # noqa: E402
     Page,
     PageRow,
     effective_robustness_fit,
     expected_accuracy,
     robustness_point,
 )
-from runner.score.report import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
+from runner.report.png import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 MARKERS = {"pytorch": "o", "keras": "s"}

@@ -1,0 +1,1 @@
+"""Presenting scored runs: table files, the printed table, PNG charts, the HTML page, the timm export."""
