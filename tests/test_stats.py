@@ -102,7 +102,7 @@ def _naive_bootstrap_ranks(ranked, resamples, seed):
     """The same resamples drawn as image indices, each model's accuracy by indexing: a loop."""
     positions = np.unique(np.concatenate([h.positions for h in ranked]))
     rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, len(positions), (resamples, len(positions)))
+    drawn = rng.integers(0, len(positions), (resamples, len(positions)), dtype=np.int32)
     ranks = np.full((resamples, len(ranked)), np.nan)
     for b in range(resamples):
         accuracy = []
