@@ -117,10 +117,11 @@ def test_claims_of_the_2019_import_against_the_2019_table(imported_2019, scored_
         assert row.claim == _expected_claim(published[(row.framework, row.model)], interval) == "consistent"
 
 
-# What the 2019 predictions say about the frameworks' documented figures
+# What the 2019 predictions say about the frameworks' documented figures: most lie above what
+# the 2019 preprocessing measured; torchvision's densenet169 (75.6) is inside 75.22 .. 75.97
 DOCUMENTED_CLAIMS = {("keras", "resnet50"): "above", ("keras", "nasnetlarge"): "above",
                      ("pytorch", "resnet50"): "above", ("pytorch", "inception_v3"): "above",
-                     ("pytorch", "alexnet"): "above", ("pytorch", "squeezenet1_1"): "above"}
+                     ("pytorch", "densenet169"): "consistent", ("pytorch", "alexnet"): "above"}
 
 
 def test_claims_against_the_documented_figures_under_reference(imported_2019, tmp_path):
