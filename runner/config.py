@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
+from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol, Weights
 from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
@@ -96,7 +96,7 @@ class RunConfig(BaseModel):
             "your own models: catalog YAML files whose entries join the built-in ones "
             "(docs/models.md); their builders are code you chose to run"
         ))
-    weights: Literal["pretrained", "random"] = Field("pretrained", description=(
+    weights: Weights = Field("pretrained", description=(
         "pretrained, or random: fixed-seed random weights for smoke runs and tests"
     ))
     protocol: Protocol = Field("reference", description=(

@@ -117,12 +117,12 @@ def test_compare_shows_bf16_against_fp32(runs, capsys):
 def test_backend_and_precision_change_the_pair_key_only_when_not_default(runs, sample_dir):
     _, plans = plan_run(_config(sample_dir, runs["first"]))
     assert all(not plan.todo for plan in plans)  # a rerun resumes: nothing left to do
-    keys = {plan.job.key: plan.job.pair_key for plan in plans}
+    keys = {plan.job.name: plan.job.pair_key for plan in plans}
     assert set(keys) == {"keras/mobilenet", "keras/mobilenet@jax", "keras/mobilenet@torch",
                          "pytorch/squeezenet1_1"}
     assert len(set(keys.values())) == 4
     # the tensorflow/fp32 pair's key is the one runs made before backends and precision existed
-    job = next(plan.job for plan in plans if plan.job.key == "keras/mobilenet")
+    job = next(plan.job for plan in plans if plan.job.name == "keras/mobilenet")
     dataset = open_dataset(str(sample_dir / "val"), classes=str(sample_dir / "classes.txt"))
     before = {"schema_version": SCHEMA_VERSION, "dataset": dataset.fingerprint,
               "spec": job.spec.model_dump(mode="json", exclude={"arch"}), "weights": "random",

@@ -176,11 +176,11 @@ def pair_states(plans: list[PairPlan], calibration: Calibration, max_replicas: i
     states, sources = [], {}
     for plan in plans:
         setting = Setting.of(plan.job)
-        image_seconds, sources[plan.job.key] = calibration.image_seconds(setting)
+        image_seconds, sources[plan.job.name] = calibration.image_seconds(setting)
         load = calibration.load_seconds(setting) if measured_load else None
         images = sum(shard.size for shard in plan.todo)
         states.append(PairState(
-            key=plan.job.key,
+            key=plan.job.name,
             shards_left=len(plan.todo),
             shard_seconds=image_seconds * images / max(1, len(plan.todo)),
             load_seconds=assumed_load_seconds if load is None else load,

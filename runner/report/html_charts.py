@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
 
+from runner.report.charts import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
 from runner.report.html_rows import (  # noqa: E402
     Page,
     PageRow,
@@ -24,7 +25,6 @@ from runner.report.html_rows import (  # noqa: E402
     expected_accuracy,
     robustness_point,
 )
-from runner.report.png import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 MARKERS = {"pytorch": "o", "keras": "s"}

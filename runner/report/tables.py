@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
 
+from runner.errors import UserError
 from runner.frameworks.precision import DEFAULT_PRECISION
 from runner.outputs import Location, LocationLike
 from runner.sanity import MIN_FRACTION
@@ -46,8 +48,27 @@ def write_table(out: LocationLike, name: str, cells: list[dict], columns: list[s
     return list(paths)
 
 
+@dataclass(frozen=True)
+class ScoreTable:
+    """A table file as read back: its typed rows, and whether any row had random weights."""
+
+    rows: list[ScoreRow]
+    random_weights: bool
+
+
+def read_table(out: LocationLike, name: str = "accuracy") -> ScoreTable:
+    """OUT/results/NAME.json as write_results wrote it; UserError when the run has none."""
+    run = Location.of(out)
+    path = run / "results" / f"{name}.json"
+    if not path.is_file():
+        raise UserError(f"{run} has no results/{name}.json: score it first (kpbench score)")
+    document = json.loads(path.read_text())
+    return ScoreTable([ScoreRow.model_validate(row) for row in document["rows"]],
+                      bool(document.get("random_weights")))
+
+
 def columns_of(rows: list[ScoreRow]) -> list[str]:
-    return [column for column in COLUMNS if any(column in row for row in rows)]
+    return [column for column in COLUMNS if any(row.given(column) for row in rows)]
 
 
 def _random(rows: list[ScoreRow]) -> bool:

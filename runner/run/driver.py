@@ -45,7 +45,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         estimate = _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed, sources)
         fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
         options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
-        totals = {p.job.key: sum(s.size for s in p.todo) for p in plans}
+        totals = {p.job.name: sum(s.size for s in p.todo) for p in plans}
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
             failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()

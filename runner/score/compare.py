@@ -18,8 +18,8 @@ from runner.errors import UserError
 from runner.frameworks.keras_runtime import backend_suffix
 from runner.outputs import LocationLike
 from runner.predictions import (
-    Keyed,
     PairPredictions,
+    Record,
     keras_backend_of,
     load_pair,
     pair_folder_key,
@@ -30,7 +30,7 @@ from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 
 
-class CompareRow(Keyed):
+class CompareRow(Record):
     """One (framework, backend, model) in both runs, A and B; differences are B minus A."""
 
     framework: str
