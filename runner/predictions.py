@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Never, Self, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +50,11 @@ class Record(BaseModel):
         if field not in type(self).model_fields:
             raise AttributeError(f"{type(self).__name__} has no field {field!r}")
         return field in self.model_fields_set
+
+    def __contains__(self, field: Never) -> bool:
+        # not a mapping: without this, `"acc1" in row` would search pydantic's (name, value)
+        # pairs and be False. `Never`: mypy flags every use.
+        raise TypeError(f"{type(self).__name__} is not a mapping: use .given({field!r})")
 
 
 class PairIdentity(BaseModel):

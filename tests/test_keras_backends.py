@@ -15,7 +15,8 @@ from runner.data.index import open_dataset
 from runner.plan.calibration import load_samples
 from runner.plan.pairs import plan_run
 from runner.predictions import SCHEMA_VERSION, read_provenance
-from runner.report.tables import print_table, write_results
+from runner.report.printout import print_table
+from runner.report.tables import write_results
 from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
 from runner.score.reduce import score

@@ -147,11 +147,13 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
         table.add_row(*(_fmt(column, getattr(row, column)) for column in shown))
     console.print(table)
     for column in ("backend", "precision"):  # also where the table is too narrow to show them
-        for change in dict.fromkeys(row[column] for row in rows if "->" in (row[column] or "")):
+        changes = [getattr(row, column) for row in rows if "->" in (getattr(row, column) or "")]
+        for change in dict.fromkeys(changes):
             console.print(f"{column}: {change} (A -> B)")
     different = [row for row in rows if not row.identical]
     for row in different:
-        extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
+        extra = [f"{count} {name.replace('_', ' ')}" for name, count in
+                 (("only_in_one", row.only_in_one), ("status_changed", row.status_changed)) if count]
         backend = f" ({row.backend})" if "->" in (row.backend or "") else backend_suffix(row.backend)
         console.print(f"differs: {row.framework}/{row.model}{backend}: "
                       f"{row.top1_changed} changed top-1, "

@@ -99,7 +99,7 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     if not rows:
         raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
     for column, rank in RANKED.items():
-        if column in rows[0]:
+        if rows[0].given(column):
             rank_column(rows, column, rank)
     join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
     rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model, row.backend or ""))
@@ -246,9 +246,9 @@ def _published(record: PairRecord) -> tuple[float | None, float | None, str | No
 def rank_column(rows: list[ScoreRow], column: str, rank: str) -> None:
     """Rank rows on `column` into `rank`: 1 = best over all rows; equal accuracies share the
     better rank, as in the 2019 table. A model with no readable image (NaN) gets no rank."""
-    values = [row[column] for row in rows if not math.isnan(row[column])]
+    values = [getattr(row, column) for row in rows if not math.isnan(getattr(row, column))]
     for row in rows:
-        value = row[column]
+        value = getattr(row, column)
         setattr(row, rank, None if math.isnan(value) else 1 + sum(o > value for o in values))
 
 
