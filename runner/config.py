@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -30,7 +30,10 @@ from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
-DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal made from the data is a str to a type checker
+    DatasetName = str
+else:
+    DatasetName = Literal[tuple(DATASETS)]
 
 
 @dataclass(frozen=True)

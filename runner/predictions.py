@@ -299,7 +299,7 @@ def predictions_table(
     if ok.sum() != len(classes) or len(classes) != len(probs):
         raise ValueError("one top-k row is needed per readable image")
     missing = pa.array(~ok)
-    arrays = [
+    arrays: list[pa.Array] = [
         pa.array(image_ids, pa.string()),
         pa.array(positions, pa.int64()),
         pa.array(labels, pa.int32()),
@@ -454,17 +454,17 @@ def load_pair(folder: LocationLike, image_ids: bool = False,
     positions = positions[order]
     if len(positions) and (np.diff(positions) == 0).any():
         raise UserError(f"{folder} holds more than one row for some images")
-    seconds = [p.shard_seconds for p in provenances]
+    seconds = [p.shard_seconds for p in provenances if p.shard_seconds is not None]
     return PairPredictions(
         provenance=provenances[0] if provenances else None,
         failure=read_failure(folder),
         positions=positions,
         labels=table["label"].to_numpy()[order],
         top=_matrix(table[f"{prefix}top5_class"], -1)[order],
-        ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
+        ok=pc.equal(table["status"], pa.scalar(STATUS_OK)).to_numpy(zero_copy_only=False)[order],
         image_ids=table["image_id"].take(order) if image_ids else None,
         probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
-        seconds=sum(seconds) if provenances and None not in seconds else None,
+        seconds=sum(seconds) if provenances and len(seconds) == len(provenances) else None,
     )
 
 

@@ -69,7 +69,7 @@ def _sources(records: list[ImageRecord]) -> list[str | IO[bytes]]:
         if record.row is not None:
             wanted[record.path].append(i)
     for location, indices in wanted.items():
-        blobs = read_packed_images(location, [records[i].row for i in indices])
+        blobs = read_packed_images(location, [row for i in indices if (row := records[i].row) is not None])
         for i, blob in zip(indices, blobs, strict=True):
             sources[i] = io.BytesIO(blob)
     return sources

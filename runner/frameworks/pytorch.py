@@ -81,8 +81,9 @@ def _build_user(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         raise TypeError(f"the builder returned {type(model).__name__}, not a torch.nn.Module")
     if not pretrained:
         for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     return model
 
 

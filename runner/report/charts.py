@@ -30,7 +30,8 @@ def scatter_against(column: str, label: str) -> Callable[[list[ScoreRow]], Figur
         for framework, color in COLORS.items():
             chosen = [(x, row.acc1) for x, row in points if row.framework == framework]
             if chosen:
-                axes.scatter(*zip(*chosen, strict=True), s=18, color=color, label=framework)
+                xs, ys = zip(*chosen, strict=True)
+                axes.scatter(xs, ys, s=18, color=color, label=framework)
         for x, row in points:
             axes.annotate(row.model, (x, row.acc1), fontsize=6, xytext=(2, 2),
                           textcoords="offset points")

@@ -130,17 +130,19 @@ def _by_family(rows: list[ScoreRow]):
 
 def _tiers(rows: list[ScoreRow]):
     """Acc@1 with its 95% interval, best first; shading changes where a tier ends."""
-    ranked = [row for row in rows if row.tier is not None]
+    # a tier comes with its interval (runner.score.stats)
+    ranked = [(row, row.tier, row.acc1_ci_low, row.acc1_ci_high) for row in rows
+              if row.tier is not None and row.acc1_ci_low is not None and row.acc1_ci_high is not None]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.32 * len(ranked) + 2), 4.5))
-    for i, row in enumerate(ranked):
-        if row.tier % 2 == 0:
+    for i, (row, tier, low, high) in enumerate(ranked):
+        if tier % 2 == 0:
             axes.axvspan(i - 0.5, i + 0.5, color="grey", alpha=0.12, linewidth=0)
-        error = [[row.acc1 - row.acc1_ci_low], [row.acc1_ci_high - row.acc1]]
+        error = [[row.acc1 - low], [high - row.acc1]]
         axes.errorbar(i, row.acc1, yerr=error, fmt="o", markersize=3, capsize=2,
                       color=COLORS.get(row.framework, "black"))
-        axes.text(i, 1.0, str(row.tier), transform=axes.get_xaxis_transform(), ha="center",
+        axes.text(i, 1.0, str(tier), transform=axes.get_xaxis_transform(), ha="center",
                   va="bottom", fontsize=6, color="dimgrey")
-    axes.set_xticks(range(len(ranked)), [r.pair_name for r in ranked],
+    axes.set_xticks(range(len(ranked)), [row.pair_name for row, *_ in ranked],
                     rotation=70, ha="right", fontsize=6)
     axes.set_ylabel("Acc@1 (%), 95% Clopper-Pearson interval")
     axes.set_title("Tiers (numbers on top): neighbours not separable by an exact McNemar test "

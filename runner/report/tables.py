@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runner.errors import UserError
@@ -17,7 +18,7 @@ RANDOM_NOTE = "weights: random - these accuracies measure the pipeline, not the 
 
 
 def write_results(out: LocationLike, rows: list[ScoreRow], name: str = "accuracy",
-                  notes: list[str] = ()) -> list[Location]:
+                  notes: Sequence[str] = ()) -> list[Location]:
     """NAME.{csv,md,json} under OUT/results; `notes` (what a table leaves out) go into the
     Markdown and JSON files."""
     return write_table(out, name, [row.cells() for row in rows], columns_of(rows), _random(rows),
@@ -25,7 +26,7 @@ def write_results(out: LocationLike, rows: list[ScoreRow], name: str = "accuracy
 
 
 def write_table(out: LocationLike, name: str, cells: list[dict], columns: list[str], random: bool,
-                notes: list[str] = ()) -> list[Location]:
+                notes: Sequence[str] = ()) -> list[Location]:
     """Rows given as {column: value} (`columns` in order) as NAME.{csv,md,json}."""
     folder = Location.of(out) / "results"
     paths = {
@@ -89,7 +90,7 @@ def _csv(cells: list[dict], columns: list[str]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(cells: list[dict], columns: list[str], random: bool, notes: list[str]) -> str:
+def _markdown(cells: list[dict], columns: list[str], random: bool, notes: Sequence[str]) -> str:
     lines = [f"> **{RANDOM_NOTE}**", ""] if random else []
     lines += [*(f"- {note}" for note in notes), ""] if notes else []
     lines.append("| " + " | ".join(columns) + " |")

@@ -160,7 +160,9 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
     os._exit(17)
 
 
-@ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
+# Ray's type hints lack concurrency_groups (which it documents and honours)
+@ray.remote(max_restarts=3, max_task_retries=3,  # type: ignore[call-overload]
+            concurrency_groups={"decode": 1, "infer": 1})
 class PairActor:
     """One replica of a (model, framework). A load failure is reported by ready(), not raised,
     so the driver can fail this pair alone with a clear message."""

@@ -63,7 +63,9 @@ class Execution:
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = PairActor.options(**self.actor_options).remote(self.fleet.pairs[key].job)
+            # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
+            actor = PairActor.options(**self.actor_options).remote(  # type: ignore[attr-defined]
+                self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)

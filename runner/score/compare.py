@@ -19,6 +19,7 @@ from runner.frameworks.keras_runtime import backend_suffix
 from runner.outputs import LocationLike
 from runner.predictions import (
     PairPredictions,
+    Provenance,
     Record,
     keras_backend_of,
     load_pair,
@@ -89,12 +90,20 @@ def _pairs(run: LocationLike, keras_backend: str | None) -> dict:
     return {folder.name: folder for folder in folders if keras_backend_of(folder) == keras_backend}
 
 
+def _loaded(pair: PairPredictions) -> tuple[Provenance, np.ndarray]:
+    """What compare_pair reads: the files' provenance and the probabilities (load_pair's)."""
+    if pair.provenance is None or pair.probs is None:
+        raise ValueError("compare_pair needs predictions loaded with their probabilities")
+    return pair.provenance, pair.probs
+
+
 def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
     _, in_a, in_b = np.intersect1d(a.positions, b.positions, assume_unique=True, return_indices=True)
     status_changed = int((a.ok[in_a] != b.ok[in_b]).sum())
     both = a.ok[in_a] & b.ok[in_b]
+    (run_a, all_probs_a), (run_b, all_probs_b) = _loaded(a), _loaded(b)
     top_a, top_b = a.top[in_a][both], b.top[in_b][both]
-    probs_a, probs_b = a.probs[in_a][both], b.probs[in_b][both]
+    probs_a, probs_b = all_probs_a[in_a][both], all_probs_b[in_b][both]
     same_class = top_a[:, :, None] == top_b[:, None, :]  # (images, 5, 5)
     gaps = np.abs(probs_a[:, :, None] - probs_b[:, None, :])[same_class]
     changed = int((top_a[:, 0] != top_b[:, 0]).sum())
@@ -109,12 +118,13 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         and np.array_equal(probs_a, probs_b)
     )
     images = int(both.sum())
-    test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
+    hits_a, hits_b = (Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b))
+    test = mcnemar(hits_a, hits_b)
     return CompareRow(
-        framework=a.provenance.framework,
-        backend=_either(p.provenance.backend_setting for p in (a, b)),
-        model=a.provenance.model,
-        precision=_either(p.provenance.precision_setting for p in (a, b)),
+        framework=run_a.framework,
+        backend=_either(run.backend_setting for run in (run_a, run_b)),
+        model=run_a.model,
+        precision=_either(run.precision_setting for run in (run_a, run_b)),
         images=images,
         only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
         status_changed=status_changed,

@@ -93,7 +93,7 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=sets is not None)
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
-            row, row_hits = _score(pair, options, sets, read_sanity_status(folder))
+            row, row_hits = _score(pair, pair.record, options, sets, read_sanity_status(folder))
             hits[row_key(row)] = row_hits
             rows.append(row)
     if not rows:
@@ -114,10 +114,10 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
 
 
-def _score(pair: PairPredictions, options: LabelOptions,
+def _score(pair: PairPredictions, record: PairRecord, options: LabelOptions,
            real_sets: np.ndarray | None, sanity: str | None) -> tuple[ScoreRow, Hits]:
-    """The row, and the per-image correctness behind acc1/acc5."""
-    record, run = pair.record, pair.provenance  # run: None when the pair failed before any file
+    """The row, and the per-image correctness behind acc1/acc5 (`record`: the pair's)."""
+    run = pair.provenance  # None when the pair failed before any file
     num_images = record.dataset.images
     figures, hits = _figures(pair, num_images, options)
     if real_sets is not None:
@@ -235,6 +235,7 @@ def _published(record: PairRecord) -> tuple[float | None, float | None, str | No
     spec = record.spec
     if spec is None or record.dataset.name != "imagenet":
         return None, None, None  # the catalog's figures are ImageNet's (--published: timm's)
+    source: str | None
     if record.protocol == "northcutt2019":
         figures, source = spec.published.get("northcutt2019"), "northcutt2019 table"
     else:

@@ -51,7 +51,8 @@ def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
             group += [f"{name}_top1_diff", f"{name}_top5_diff", f"{name}_rank_diff"]
         columns += group
         for cells, key in zip(wide, keys, strict=True):
-            cells.update(_group(name, figures[name].get(key), figures.get(baseline, {}).get(key)))
+            base = figures.get(baseline, {}) if baseline else {}
+            cells.update(_group(name, figures[name].get(key), base.get(key)))
             cells["weights"] = cells.get("weights") or figures[name].get(key, {}).get("weights")
     return wide, columns
 
