@@ -63,7 +63,9 @@ class Execution:
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = PairActor.options(**self.actor_options).remote(self.fleet.pairs[key].job)
+            # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
+            actor = PairActor.options(**self.actor_options).remote(  # type: ignore[attr-defined]
+                self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
@@ -98,7 +100,7 @@ class Execution:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            self._fail(replica.key, _first_line(exc))
+            self._fail(replica.key, _last_line(exc))
             return
         replica.assigned.remove(shard)
         self.crops.release(self.fleet.crop_key(replica_id, shard), replica.key)
@@ -164,14 +166,15 @@ class Execution:
 
 
 def _get_error(ref) -> str | None:
-    """ready() returns an error or None; a decode's small return is a dict. Either may raise."""
+    """ready() returns an error or None; a decode's small return is a DecodeReport. Either may raise."""
     try:
         value = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        return _first_line(exc)
+        return _last_line(exc)
     return value if isinstance(value, str) else None
 
 
-def _first_line(exc: Exception) -> str:
+def _last_line(exc: Exception) -> str:
+    """A Ray error's message ends with the error raised in the actor (after its traceback)."""
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__
