@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from runner.errors import UserError
 from runner.import_npy import import_npy
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 
-from .helpers import NORTHCUTT, ROOT, SHARED, write_pair
+from .helpers import NORTHCUTT, ROOT, SHARED, run_cli, write_pair
 
 DOCS_TIMM = ROOT / "docs" / "timm-2019"
 
@@ -208,3 +210,21 @@ def test_score_cli_with_reference_lists_differences(tmp_path, capsys):
     assert "1 row(s) differ" in printed and "acc5 83.33 vs 80.00 (+3.33)" in printed
     header = (tmp_path / "results" / "accuracy.csv").read_text().splitlines()[0]
     assert "acc1_delta" in header and "acc5_delta" in header
+
+
+def test_the_printed_table_fits_100_columns_with_every_name_whole(imported_2019):
+    printed = run_cli("score", str(imported_2019), env={**os.environ, "COLUMNS": "100"})
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    names = [f"{row.framework}/{row.model}" for row in score(imported_2019)]
+    assert len(names) == 34
+    for name in names:  # whole, on one line, with its figures in the compact form
+        (line,) = [line for line in lines if re.search(rf"(^|\s){re.escape(name)}\s", line)]
+        assert re.search(r"\s\d+\.\d\d±\d\.\d\d\s+\d+\.\d\d±\d\.\d\d\s", line), line
+    header = next(line for line in lines if line.split()[:1] == ["model"])
+    assert header.split() == ["model", "Acc@1", "Acc@5", "tier", "Δ", "published", "status"]
+    wide = run_cli("score", str(imported_2019), "--wide", env={**os.environ, "COLUMNS": "100"})
+    columns = (imported_2019 / "results" / "accuracy.csv").read_text().splitlines()[0].split(",")
+    (wide_header,) = [line for line in wide.stdout.splitlines() if line.split()[:2] == ["framework", "model"]]
+    assert wide_header.split() == columns  # --wide: every column of the files, none cut

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
 from runner.config import RunConfig
 from runner.data.records import DatasetIndex, Shard
-from runner.plan.pairs import PairPlan
+from runner.plan.pairs import PairJob, PairPlan
 from runner.plan.schedule import Scheduler
 from runner.predictions import clear_failure, record_failure
 from runner.run.actors import PairActor
@@ -63,9 +64,7 @@ class Execution:
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
-            actor = PairActor.options(**self.actor_options).remote(  # type: ignore[attr-defined]
-                self.fleet.pairs[key].job)
+            actor = _start_actor(self.actor_options, self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
@@ -163,6 +162,11 @@ class Execution:
         for replica_id in replicas:
             self._retire(replica_id)
         self.progress.finished(key, "[red]failed[/]")
+
+
+def _start_actor(options: dict, job: PairJob) -> Any:
+    # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
+    return PairActor.options(**options).remote(job)  # type: ignore[attr-defined]
 
 
 def _get_error(ref) -> str | None:
