@@ -29,6 +29,7 @@ from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
+from runner.run.packing import GpuShares, Share
 
 DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
 
@@ -46,6 +47,19 @@ class OptionHints:
 def replica_count(value: str) -> int | str:
     """'auto' or a whole number (argparse names this function in its error message)."""
     return value if value == "auto" else int(value)
+
+
+def batch_size(value: str) -> int | str:
+    """'auto' or a whole number (argparse names this function in its error message)."""
+    return value if value == "auto" else int(value)
+
+
+def gpu_share(value: str) -> float | dict[str, float]:
+    """0.25, or per kind: pytorch=0.5,keras_reproducible=0.2 (argparse names this function)."""
+    if "=" not in value:
+        return float(value)
+    pairs = [item.split("=", 1) for item in value.replace(",", " ").split()]
+    return {key.strip(): float(number) for key, number in pairs}
 
 
 class RunConfig(BaseModel):
@@ -103,9 +117,12 @@ class RunConfig(BaseModel):
         "preprocessing: reference, each model's documented evaluation; northcutt2019, exactly "
         "what the 2019 benchmark's scripts did"
     ))
-    batch_size: PositiveInt = Field(64, description=(
-        "images per forward pass: PyTorch's, and Keras' in batched mode"
-    ))
+    batch_size: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=batch_size)] = Field(
+        64, description=(
+            "images per forward pass: PyTorch's, and Keras' in batched mode; auto: PyTorch's "
+            "largest power of two up to 512 that fits the actor's GPU share, found once per model "
+            "(the files' `forward_batch` records the batch used)"
+        ))
     keras_mode: Literal["reproducible", "batched"] = Field("reproducible", description=(
         "reproducible: one image per Keras forward pass, bit-identical to `model.predict` on each "
         "image alone; batched: batch_size images per pass"
@@ -144,10 +161,29 @@ class RunConfig(BaseModel):
     address: Annotated[str | None, OptionHints(unset="`RAY_ADDRESS`, else a local Ray")] = Field(
         None, description="Ray cluster address"
     )
-    gpus_per_actor: PositiveFloat = Field(1.0, le=1.0, description=(
-        "GPU share per actor when the cluster has GPUs"
+    device: Literal["auto", "gpu", "cpu"] = Field("auto", description=(
+        "auto: GPUs when Ray has them, refusing a CPU run while this machine has GPUs that Ray "
+        "does not; gpu: refuse to run without GPUs; cpu: run on CPUs, actors see no GPU"
     ))
-    cpus_per_actor: PositiveFloat = Field(1.0, description="CPUs per actor, also its thread count")
+    gpu_share: Annotated[Share | GpuShares | None, OptionHints(
+        unset="`gpus_per_actor` if given, else `{pytorch: 0.5, keras_reproducible: 0.25, "
+              "keras_batched: 0.5}`", metavar="SHARE", parse=gpu_share)] = Field(
+        None, description=(
+            "share of one GPU per actor: one number, or per kind (`pytorch`: also timm and your "
+            "models; `keras_reproducible`; `keras_batched`), `pytorch=0.5,keras_reproducible=0.2` "
+            "on the command line; a GPU holds floor(1/share) actors, each with its share of the "
+            "GPU's memory (docs/docker-and-clusters.md)"
+        ))
+    gpus_per_actor: Annotated[PositiveFloat | None, OptionHints(unset="see `gpu_share`")] = Field(
+        None, le=1.0, description="one GPU share for every actor: the single-number `gpu_share`"
+    )
+    cpus_per_actor: PositiveFloat = Field(1.0, description=(
+        "CPUs a CPU actor reserves, also every actor's thread count"
+    ))
+    cpus_per_gpu_actor: PositiveFloat = Field(0.5, description=(
+        "CPUs a GPU actor reserves: what drives its GPU (slots per node are also bounded by its "
+        "CPUs over this)"
+    ))
     local_cpus: Annotated[PositiveInt | None, OptionHints(unset="all")] = Field(
         None, description="CPUs of a local Ray instance"
     )
@@ -172,6 +208,31 @@ class RunConfig(BaseModel):
         if self.strict_sanity and not self.sanity:
             raise ValueError("strict_sanity needs the sanity check (drop --no-sanity / sanity: false)")
         return self
+
+    @model_validator(mode="after")
+    def _one_share_setting(self) -> RunConfig:
+        if self.gpu_share is not None and self.gpus_per_actor is not None:
+            raise ValueError("give gpu_share or gpus_per_actor, not both")
+        return self
+
+    @field_validator("gpu_share", mode="before")
+    @classmethod
+    def _share_kinds(cls, value: object) -> object:
+        """A mapping names known kinds (one clear line, not the union's two errors)."""
+        if isinstance(value, dict):
+            kinds = GpuShares.model_fields
+            unknown = sorted(set(value) - set(kinds))
+            if unknown:
+                raise ValueError(f"unknown kind {unknown[0]!r}{did_you_mean(unknown[0], kinds)}"
+                                 f" (kinds: {', '.join(kinds)})")
+            return GpuShares.of(value)
+        return value
+
+    @property
+    def gpu_shares(self) -> GpuShares:
+        """Each kind's share of a GPU, from gpu_share, else gpus_per_actor, else the defaults."""
+        return GpuShares.of(self.gpu_share if self.gpu_share is not None
+                            else self.gpus_per_actor if self.gpus_per_actor is not None else GpuShares())
 
     @field_validator("keras_backends")
     @classmethod

@@ -188,6 +188,8 @@ class Provenance(PairRecord):
     cuda: str | None = None
     actor_started: float | None = None
     load_seconds: float | None = None  # the actor's framework import and model build
+    # the actor's GPU share and the memory settings made for it (runner/frameworks/memory.py)
+    memory_policy: dict[str, Any] | None = None
     # what ran it (the framework adapter)
     device: str | None = None
     determinism: dict[str, Any] | None = None  # the framework settings that make runs repeat

@@ -22,6 +22,7 @@ import numpy as np
 
 from runner.catalog import ModelSpec
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend, select_backend
+from runner.frameworks.memory import MemoryPolicy
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 
@@ -33,12 +34,18 @@ class Adapter(Protocol):
 
 def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
                  precision: Precision = DEFAULT_PRECISION,
-                 backend: KerasBackend | None = None) -> Adapter:
+                 backend: KerasBackend | None = None, memory: MemoryPolicy | None = None) -> Adapter:
+    """`memory`: the actor's GPU memory policy (runner/frameworks/memory.py), applied around
+    the framework's import; None leaves the framework's own defaults."""
     if spec.framework == "keras":
         select_backend(backend or DEFAULT_BACKEND, threads)  # before Keras is imported
     elif backend is not None:
         raise ValueError(f"{spec.key}: a backend is for Keras models only")
+    if memory is not None:
+        memory.before_import()
     module = importlib.import_module(f"runner.frameworks.{spec.framework}")
+    if memory is not None:
+        memory.after_import()  # before the model is built
     return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
 
 

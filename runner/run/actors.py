@@ -25,6 +25,7 @@ from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
 from runner.frameworks import forward
+from runner.frameworks.memory import MemoryPolicy, memory_policy
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
@@ -52,14 +53,14 @@ class ShardResult:
 
 
 class ShardPredictor:
-    def __init__(self, job: PairJob, placement: dict):
+    def __init__(self, job: PairJob, placement: dict, memory: MemoryPolicy | None = None):
         from runner.frameworks import load_adapter  # imports exactly one framework
 
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
         started = time.perf_counter()
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
-                                    job.backend)
+                                    job.backend, memory)
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
         require_gpu_in_use(job.key, placement["gpu_ids"], versions, self.adapter.provenance()["device"])
@@ -76,6 +77,7 @@ class ShardPredictor:
             **versions,
             "actor_started": time.time(),
             "load_seconds": load_seconds,
+            "memory_policy": memory.record() if memory is not None else None,
         }
 
     def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
@@ -170,8 +172,11 @@ class PairActor:
             "node_id": context.get_node_id(),
             "gpu_ids": [str(i) for i in context.get_accelerator_ids().get("GPU", [])],
         }
+        # the share Ray granted this actor; the policy's variables are set before any framework loads
+        share = context.get_assigned_resources().get("GPU", 0.0)
+        memory = memory_policy(job.spec.framework, job.backend, share)
         try:
-            self.predictor = ShardPredictor(job, placement)
+            self.predictor = ShardPredictor(job, placement, memory)
         except UserError as exc:
             self.error = str(exc)
         except Exception as exc:

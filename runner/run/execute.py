@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,12 +42,18 @@ class Call:
     replica: int | None = None  # the replica whose pair's failure makes the result moot
 
 
+NODE_CHECK_SECONDS = 10.0  # how often the loop looks for nodes that joined (or left)
+
+
 class Execution:
     def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict, slots: int, scheduler: Scheduler, progress: RunProgress):
-        self.cfg, self.actor_options = cfg, actor_options
+                 actor_options: dict[str, dict], slots: int, scheduler: Scheduler,
+                 progress: RunProgress, count_slots: Callable[[], int] | None = None):
+        self.cfg, self.actor_options = cfg, actor_options  # Ray's options, per pair key
         self.scheduler, self.progress = scheduler, progress
         self.fleet = Fleet(plans, slots, cfg.share_decoding)
+        self.slots, self.count_slots = slots, count_slots
+        self.nodes_checked = time.monotonic()
         self.crops = CropCache(int(cfg.decode_cache_gb * 2**30), dataset.shard_records)
         self.calls: dict[object, Call] = {}  # object reference -> its call
         self.failed: dict[str, str] = {}
@@ -59,11 +66,23 @@ class Execution:
             for ref in ready:
                 if (call := self.calls.pop(ref, None)) is not None:
                     call.on_done(*call.args, ref)
+            self._check_nodes()
         return self.failed
+
+    def _check_nodes(self) -> None:
+        """Nodes that joined add slots (and nodes lost take theirs away) as the run goes."""
+        if self.count_slots is None or time.monotonic() - self.nodes_checked < NODE_CHECK_SECONDS:
+            return
+        self.nodes_checked = time.monotonic()
+        slots = self.count_slots()
+        if slots != self.slots:
+            self.fleet.free_slots += slots - self.slots
+            self.slots = slots
+            self._fill_slots()
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = PairActor.options(**self.actor_options).remote(self.fleet.pairs[key].job)
+            actor = PairActor.options(**self.actor_options[key]).remote(self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
