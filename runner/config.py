@@ -135,10 +135,12 @@ class RunConfig(BaseModel):
         "fp32: strict float32 everywhere; tf32: TF32 matrix products and convolutions on GPUs "
         "that have them; bf16: bfloat16 compute (PyTorch autocast, Keras `mixed_bfloat16`)"
     ))
-    forward_threads: PositiveInt = Field(2, description=(
-        "reproducible mode: one-image forward passes in flight at once; each is still one "
-        "image, so results do not change"
-    ))
+    forward_threads: Annotated[PositiveInt | None, OptionHints(
+        unset="sized to the GPU share: 8 per GPU over its actors, at least 2")] = Field(
+        None, description=(
+            "reproducible mode: one-image forward passes in flight at once; each is still one "
+            "image, so results do not change"
+        ))
     decode_threads: PositiveInt = Field(2, description="images decoded in parallel within a shard")
     share_decoding: bool = Field(True, description=(
         "decode each image once per recipe for every model using it; off: once per model"

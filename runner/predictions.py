@@ -74,7 +74,7 @@ class PairIdentity(BaseModel):
     weights: str
     protocol: str
     seed: int
-    forward_batch: int
+    forward_batch: int | str  # the configured batch: a number, or "auto"
     timm_version: str | None = None  # timm entries: the installed timm (it builds and loads them)
     # the test set, when not ImageNet (runner.data.shift), and the classes it is scored over
     dataset_name: str = "imagenet"
@@ -169,7 +169,7 @@ class Provenance(PairRecord):
     kpbench_version: str
     pair_key: str  # PairIdentity.key (imports: a hash of the imported files)
     batch_mode: str  # "batched", "reproducible (one image per forward pass)" or "imported"
-    forward_batch: int | None = None  # images per forward pass
+    forward_batch: int | None = None  # images per forward pass, as used (batch_size auto: found)
     forward_threads: int | None = None
     recipe: dict[str, Any] | None = None
     shard: ShardRecord

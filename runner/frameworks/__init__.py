@@ -49,11 +49,28 @@ def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
     return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
 
 
+AUTO_BATCH_LIMIT = 512  # the largest batch `batch_size: auto` tries
+AUTO_BATCH_FALLBACK = 64  # auto's batch for an adapter that cannot measure what fits
+
+
+def resolve_batch(adapter: Adapter, configured: int | str) -> int:
+    """The batch an actor uses: the configured one, or for `auto` the largest that fits the
+    actor's GPU share (PyTorch measures it once per model, `largest_batch`)."""
+    if configured != "auto":
+        return int(configured)
+    largest = getattr(adapter, "largest_batch", None)
+    return largest(AUTO_BATCH_LIMIT) if largest is not None else AUTO_BATCH_FALLBACK
+
+
 def forward(adapter: Adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:
     """Probabilities for uint8 NHWC `images`, `forward_batch` images per forward pass.
 
     One-image passes leave a device (or cores) idle between calls, so `forward_threads` of
-    them are kept in flight; each pass still sees one image, so the results do not change."""
+    them are kept in flight; each pass still sees one image, so the results do not change.
+    An adapter with its own batched loop (PyTorch's, overlapping copies and passes) runs it."""
+    batches = getattr(adapter, "predict_batches", None)
+    if forward_batch > 1 and batches is not None:
+        return batches(images, forward_batch)
     chunks = [images[i : i + forward_batch] for i in range(0, len(images), forward_batch)]
     with ThreadPoolExecutor(forward_threads if forward_batch == 1 else 1) as pool:
         return np.concatenate(list(pool.map(adapter.predict, chunks)))

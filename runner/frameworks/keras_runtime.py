@@ -98,12 +98,13 @@ def compiled_step(model) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
             return model.predict_step(state, (x,))[0]
 
         step = jax.jit(stateless) if jit else stateless
+        # The variable lists, built once (model.trainable_variables walks every layer); their
+        # arrays are read per call: model.predict donates the arrays it is given, so arrays
+        # kept from an earlier call may have been deleted.
+        variables = (list(model.trainable_variables), list(model.non_trainable_variables))
 
         def run(x: np.ndarray) -> np.ndarray:
-            # The variables' current arrays, read per call: model.predict donates the arrays
-            # it is given, so arrays kept from an earlier call may have been deleted.
-            state = ([v.value for v in model.trainable_variables],
-                     [v.value for v in model.non_trainable_variables])
+            state = tuple([v.value for v in group] for group in variables)
             return _numpy(step(state, x))
 
         return run, f"{'jax.jit' if jit else 'eager'}(stateless predict_step)"

@@ -27,8 +27,10 @@ class PairJob:
     weights: str
     protocol: str
     seed: int
-    forward_batch: int  # images per forward pass: 1 for reproducible Keras
-    forward_threads: int  # one-image forward passes in flight at once (results do not change)
+    forward_batch: int | str  # images per forward pass: 1 for reproducible Keras; or "auto"
+    # one-image forward passes in flight at once (results do not change); None: sized to the
+    # actor's GPU share (runner.run.packing.passes_in_flight)
+    forward_threads: int | None
     batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
     threads: int
     decode_threads: int  # images decoded in parallel within one shard

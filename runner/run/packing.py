@@ -86,6 +86,15 @@ def planning_share(shares: Iterable[float]) -> float:
     return max(shares, default=0.0)
 
 
+IN_FLIGHT_PER_GPU = 8  # one-image passes in flight on a GPU, over all the actors sharing it
+MIN_IN_FLIGHT = 2  # and at least this many per actor (one computing, the next being dispatched)
+
+
+def passes_in_flight(gpu_share: float) -> int:
+    """One-image forward passes an actor keeps in flight: its share of the GPU's passes."""
+    return max(MIN_IN_FLIGHT, round(IN_FLIGHT_PER_GPU * gpu_share))
+
+
 Device = Literal["gpu", "cpu"]
 
 
