@@ -145,10 +145,11 @@ class RunConfig(BaseModel):
     share_decoding: bool = Field(True, description=(
         "decode each image once per recipe for every model using it; off: once per model"
     ))
-    decode_cache_gb: NonNegativeFloat = Field(4.0, description=(
-        "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
-        "them to disk beyond memory); 0 shares only between models running side by side"
-    ))
+    decode_cache_gb: Annotated[NonNegativeFloat | None, OptionHints(
+        unset="half of Ray's object store (its smallest node's)")] = Field(None, description=(
+            "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
+            "them to disk beyond its store); 0 shares only between models running side by side"
+        ))
     replicas: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=replica_count)] = Field(
         "auto", description="most actors one model may get: a number, or auto, as many as there "
         "are slots"

@@ -121,3 +121,17 @@ def test_an_actor_without_a_gpu_sees_none(framework, backend, monkeypatch):
     assert policy.env == {"CUDA_VISIBLE_DEVICES": ""} and policy.torch_fraction is None
     policy.before_import()
     assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_the_object_store_fits_dev_shm_with_headroom():
+    from runner.run.store import GB, decode_cache_bytes, in_flight_bytes, size_object_store
+
+    in_flight = in_flight_bytes(slots=32, window=2, shard_size=1000, crop=331)  # 8 GPUs x 4
+    assert in_flight / GB == pytest.approx(19.6, abs=0.1)
+    roomy = size_object_store(shm_free=64 * GB, memory=512 * GB, in_flight=in_flight)
+    assert roomy.bytes == int(64 * GB * 0.8) and roomy.warning is None
+    docker_default = size_object_store(shm_free=4 * GB, memory=512 * GB, in_flight=in_flight)
+    assert docker_default.bytes <= 4 * GB  # never more than /dev/shm: Ray would move it to disk
+    assert "spill to disk" in docker_default.warning and "--shm-size=49g" in docker_default.warning
+    assert size_object_store(64 * GB, 16 * GB, 0).bytes == int(16 * GB * 0.3)  # memory bounds it
+    assert decode_cache_bytes(None, 8 * GB) == 4 * GB and decode_cache_bytes(1.5, 8 * GB) == 1.5 * GB

@@ -17,11 +17,12 @@ from runner.config import RunConfig
 from runner.plan import calibration
 from runner.plan.pairs import PairJob, PairPlan, plan_run
 from runner.plan.schedule import Scheduler, lower_bound, simulate
-from runner.run import packing
+from runner.run import packing, store
 from runner.run.actors import FAULT_VARIABLES
 from runner.run.execute import Execution
 from runner.run.nvidia import machine_gpu_count
 from runner.run.progress import RunProgress
+from runner.run.replicas import WINDOW
 
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
 
@@ -37,7 +38,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
     if not any(plan.todo for plan in plans):
         console.print(f"kpbench: all {len(plans)} model(s) already done in {cfg.out}")
         return RunOutcome(out=cfg.out)
-    owns_ray = _connect(cfg)
+    owns_ray = _connect(cfg, console, plans)
     try:
         device = packing.choose_device(cfg.device, ray.cluster_resources().get("GPU", 0),
                                        machine_gpu_count())
@@ -46,6 +47,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         requests = {plan.job.key: _request(cfg, device, plan.job) for plan in plans}
         count_slots = functools.partial(_slots, cfg, list(requests.values()))
         slots = count_slots()
+        cfg = cfg.model_copy(update={"decode_cache_gb": _decode_cache_gb(cfg)})
         states, sources = _pair_states(cfg, plans, slots, device == "gpu")
         scheduler = Scheduler(states)
         estimate = _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resumed, sources)
@@ -66,7 +68,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
             ray.shutdown()
 
 
-def _connect(cfg: RunConfig) -> bool:
+def _connect(cfg: RunConfig, console: Console, plans: list[PairPlan]) -> bool:
     """Join the given cluster, else start a local Ray; True when this run owns the instance."""
     if ray.is_initialized():
         return False
@@ -74,11 +76,38 @@ def _connect(cfg: RunConfig) -> bool:
     if address:
         ray.init(address=address, logging_level="ERROR")
     else:
+        size = _local_store(cfg, plans)
+        if size.warning:
+            console.print(f"[yellow]kpbench: warning:[/] {size.warning}", highlight=False)
         # The dashboard, when asked for, listens on localhost only (reach it by an SSH tunnel).
         # "local": a new instance of our own, even if a `ray start` cluster runs on this machine
         ray.init(address="local", num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus,
-                 logging_level="ERROR", include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
+                 object_store_memory=size.bytes, logging_level="ERROR",
+                 include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
+
+
+def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:
+    """The object store of a local Ray, for the crops the run will hold in flight (the slots
+    this machine will have, WINDOW shards each, at the largest crop)."""
+    gpus = cfg.local_gpus if cfg.local_gpus is not None else machine_gpu_count()
+    device: packing.Device = "gpu" if gpus and cfg.device != "cpu" else "cpu"
+    node = packing.NodeCapacity(cpus=cfg.local_cpus or os.cpu_count() or 1, gpus=gpus)
+    requests = [_request(cfg, device, plan.job) for plan in plans if plan.todo]
+    slots = packing.cluster_slots([node], packing.planning_share(r.gpus for r in requests),
+                                  max(r.cpus for r in requests))
+    crop = max(plan.job.spec.recipe(plan.job.protocol).output_size for plan in plans)
+    shm_free, memory = store.machine_shm_and_memory()
+    return store.size_object_store(shm_free, memory,
+                                   store.in_flight_bytes(slots, WINDOW, cfg.shard_size, crop))
+
+
+def _decode_cache_gb(cfg: RunConfig) -> float:
+    """decode_cache_gb, or its default from the smallest live node's object store."""
+    if cfg.decode_cache_gb is not None:
+        return cfg.decode_cache_gb
+    stores = [node["Resources"].get("object_store_memory", 0) for node in ray.nodes() if node["Alive"]]
+    return store.decode_cache_bytes(None, min(stores, default=0)) / store.GB
 
 
 def _request(cfg: RunConfig, device: packing.Device, job: PairJob) -> packing.ActorRequest:

@@ -54,7 +54,7 @@ class Execution:
         self.fleet = Fleet(plans, slots, cfg.share_decoding)
         self.slots, self.count_slots = slots, count_slots
         self.nodes_checked = time.monotonic()
-        self.crops = CropCache(int(cfg.decode_cache_gb * 2**30), dataset.shard_records)
+        self.crops = CropCache(int((cfg.decode_cache_gb or 0) * 2**30), dataset.shard_records)
         self.calls: dict[object, Call] = {}  # object reference -> its call
         self.failed: dict[str, str] = {}
 
