@@ -135,3 +135,29 @@ def test_the_object_store_fits_dev_shm_with_headroom():
     assert "spill to disk" in docker_default.warning and "--shm-size=49g" in docker_default.warning
     assert size_object_store(64 * GB, 16 * GB, 0).bytes == int(16 * GB * 0.3)  # memory bounds it
     assert decode_cache_bytes(None, 8 * GB) == 4 * GB and decode_cache_bytes(1.5, 8 * GB) == 1.5 * GB
+
+
+def test_one_image_passes_in_flight_follow_the_share():
+    from runner.run.packing import passes_in_flight
+
+    assert [passes_in_flight(share) for share in (0.0, 0.25, 0.5, 1.0)] == [2, 2, 4, 8]
+
+
+def test_batch_size_auto_keeps_the_configured_value_in_the_key():
+    from runner.frameworks import AUTO_BATCH_FALLBACK, resolve_batch
+    from runner.predictions import PairIdentity
+
+    identity = {"schema_version": 1, "dataset": "d", "spec": {}, "weights": "random",
+                "protocol": "reference", "seed": 0}
+    fixed, auto = PairIdentity(**identity, forward_batch=64), PairIdentity(**identity, forward_batch="auto")
+    assert fixed.key != auto.key  # the key names the configured batch, not the one found
+
+    class NoMeasure:
+        pass
+
+    class Measures:
+        def largest_batch(self, limit: int) -> int:
+            return limit // 4
+
+    assert resolve_batch(NoMeasure(), "auto") == AUTO_BATCH_FALLBACK
+    assert resolve_batch(Measures(), "auto") == 128 and resolve_batch(Measures(), 32) == 32
