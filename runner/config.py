@@ -49,12 +49,12 @@ def replica_count(value: str) -> int | str:
     return value if value == "auto" else int(value)
 
 
-def batch_size_value(value: str) -> int | str:
+def batch_size_or_auto(value: str) -> int | str:
     """'auto' or a whole number (argparse names this function in its error message)."""
     return value if value == "auto" else int(value)
 
 
-def gpu_share_value(value: str) -> float | dict[str, float]:
+def share_or_shares(value: str) -> float | dict[str, float]:
     """0.25, or per kind: pytorch=0.5,keras_reproducible=0.2 (argparse names this function)."""
     if "=" not in value:
         return float(value)
@@ -117,7 +117,7 @@ class RunConfig(BaseModel):
         "preprocessing: reference, each model's documented evaluation; northcutt2019, exactly "
         "what the 2019 benchmark's scripts did"
     ))
-    batch_size: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=batch_size_value)] = Field(
+    batch_size: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=batch_size_or_auto)] = Field(
         64, description=(
             "images per forward pass: PyTorch's, and Keras' in batched mode; auto: PyTorch's "
             "largest power of two up to 512 that fits the actor's GPU share, found once per model "
@@ -170,7 +170,7 @@ class RunConfig(BaseModel):
     ))
     gpu_share: Annotated[Share | GpuShares | None, OptionHints(
         unset="`gpus_per_actor` if given, else `{pytorch: 0.5, keras_reproducible: 0.25, "
-              "keras_batched: 0.5}`", metavar="SHARE", parse=gpu_share_value)] = Field(
+              "keras_batched: 0.5}`", metavar="SHARE", parse=share_or_shares)] = Field(
         None, description=(
             "share of one GPU per actor: one number, or per kind (`pytorch`: also timm and your "
             "models; `keras_reproducible`; `keras_batched`), `pytorch=0.5,keras_reproducible=0.2` "
