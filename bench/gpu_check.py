@@ -129,10 +129,10 @@ def sample(report: Report, adapter, spec, images: int, seconds: float, load: flo
     """A throughput sample in the form kpbench's plan calibration reads."""
     from runner.plan.calibration import ThroughputSample
 
-    device = adapter.provenance()["device"]
+    device = adapter.provenance().device
     report.document["samples"].append(ThroughputSample(
         host=report.document["host"], device=device, gpu=device != "cpu", framework=spec.framework,
-        backend=adapter.provenance().get("backend"), model=spec.key, one_image=one_image,
+        backend=adapter.provenance().backend, model=spec.key, one_image=one_image,
         precision=precision, gflops=spec.gflops, images=images, seconds=seconds, load_seconds=load,
         source="gpu_check",
     ).model_dump())
@@ -193,7 +193,7 @@ def check_pytorch(report: Report, sizes: Sizes) -> None:
                     report.add("pytorch", {"model": key, "batch": batch, "images": len(images),
                                            "deterministic": deterministic, "overlapped": overlapped,
                                            "images_per_s": round(len(images) / seconds, 1),
-                                           "device": adapter.provenance()["device"]})
+                                           "device": adapter.provenance().device})
                     if deterministic and overlapped:
                         sample(report, adapter, spec, len(images), seconds, load_seconds, False, "fp32")
         torch.use_deterministic_algorithms(True)
@@ -219,7 +219,7 @@ def check_keras_jax(report: Report, sizes: Sizes) -> None:
         report.add("keras_jax", {"model": spec.key, "mode": mode, "batch": batch, "images": count,
                                  "forward_threads": threads, "images_per_s": round(count / seconds, 1),
                                  "load_seconds": round(load_seconds, 1),
-                                 "device": adapter.provenance()["device"]})
+                                 "device": adapter.provenance().device})
         sample(report, adapter, spec, count, seconds, load_seconds, batch == 1, "fp32")
         if mode == "reproducible":
             again, _ = timed(adapter, images[:count], 1, threads)
@@ -246,7 +246,7 @@ def compare_precisions(report: Report, key: str, count: int, batch: int, backend
         else:
             report.add("precision", {"model": key, "backend": backend, "precision": precision,
                                      "images": count, **agreement(results["fp32"], results[precision]),
-                                     "in_effect": adapter.provenance()["precision_in_effect"]})
+                                     "in_effect": adapter.provenance().precision_in_effect})
         del adapter
 
 

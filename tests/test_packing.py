@@ -163,19 +163,13 @@ def test_batch_size_auto_keeps_the_configured_value_in_the_key():
     assert resolve_batch(Measures(), "auto") == 128 and resolve_batch(Measures(), 32) == 32
 
 
-def test_nodes_joining_during_a_run_add_slots(tmp_path, monkeypatch):
-    from types import SimpleNamespace
+def test_nodes_joining_during_a_run_add_slots():
+    from runner.run.packing import SlotWatch
 
-    from runner.plan.schedule import Scheduler
-    from runner.run import execute
-
-    monkeypatch.setattr(execute, "NODE_CHECK_SECONDS", 0.0)
-    counts = iter([6, 6, 2])  # a node with 4 slots joins, stays, then two nodes leave
-    cfg = load_config(None, {"data": str(tmp_path), "decode_cache_gb": 0.0})
-    run = execute.Execution(cfg, SimpleNamespace(shard_records=None), [], {}, 2, Scheduler([]), None,
-                            lambda: next(counts))
-    free = []
-    for _ in range(3):
-        run._check_nodes()
-        free.append(run.fleet.free_slots)
-    assert free == [6, 6, 2]
+    counts, now = iter([2, 6, 6, 2]), [0.0]
+    watch = SlotWatch(lambda: next(counts), period=10.0, clock=lambda: now[0])
+    changes = []
+    for _ in range(4):
+        changes.append(watch.change())
+        now[0] += 10.0
+    assert watch.slots == 2 and changes == [0, 4, 0, -4]  # a node joins, stays, leaves

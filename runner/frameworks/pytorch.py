@@ -22,6 +22,7 @@ from torchvision.transforms.functional import normalize  # noqa: E402
 
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
+from runner.frameworks import AdapterProvenance  # noqa: E402
 from runner.frameworks.precision import Precision, set_torch, torch_autocast  # noqa: E402
 
 DEFAULT_BATCH = 64  # what batch_size auto uses without a GPU to fit
@@ -33,7 +34,7 @@ def configure_determinism(seed: int) -> dict:
     # Deterministic mode also fills every new tensor's memory (NaN or the integer maximum) to
     # expose reads of uninitialised memory: an extra kernel per CUDA allocation, and inference
     # reads only what it wrote, so results do not depend on it. Off; determinism stays on.
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # a property of its module class
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     return {
@@ -87,8 +88,9 @@ def _build_user(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         raise TypeError(f"the builder returned {type(model).__name__}, not a torch.nn.Module")
     if not pretrained:
         for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     return model
 
 
@@ -189,24 +191,22 @@ class TorchAdapter:
                 torch.cuda.empty_cache()
         return batch
 
-    def provenance(self) -> dict:
+    def provenance(self) -> AdapterProvenance:
         device = str(self.device)
         if self.device.type == "cuda":
             device += f" ({torch.cuda.get_device_name(self.device)})"
-        return {
-            "device": device,
-            "determinism": self.determinism,
-            "precision": self.precision,
-            "precision_in_effect": self.numerics,
-            "libraries": {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                          **_source_library(self.spec)},
-            "weights_file": str(cached_weights_path(self.spec))
-            if self.weights == "pretrained"
-            else None,
-        }
+        return AdapterProvenance(
+            device=device,
+            determinism=self.determinism,
+            precision=self.precision,
+            precision_in_effect=self.numerics,
+            libraries={"torch": torch.__version__, "torchvision": torchvision.__version__,
+                       **_source_library(self.spec)},
+            weights_file=str(cached_weights_path(self.spec)) if self.weights == "pretrained" else None,
+        )
 
 
-def _source_library(spec: ModelSpec) -> dict:
+def _source_library(spec: ModelSpec) -> dict[str, str]:
     if spec.source != "timm":
         return {}
     import timm

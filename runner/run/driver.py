@@ -6,6 +6,7 @@ The driver imports no deep-learning framework; actors do.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,19 +45,18 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
                                        machine_gpu_count())
         resumed = sum(plan.done for plan in plans)  # also of models with nothing left to do
         plans = [plan for plan in plans if plan.todo]
-        requests = {plan.job.key: _request(cfg, device, plan.job) for plan in plans}
-        count_slots = functools.partial(_slots, cfg, list(requests.values()))
-        slots = count_slots()
+        requests = {plan.job.name: _request(cfg, device, plan.job) for plan in plans}
+        watch = packing.SlotWatch(functools.partial(_slots, list(requests.values())))
+        slots = watch.slots
         cfg = cfg.model_copy(update={"decode_cache_gb": _decode_cache_gb(cfg)})
         states, sources = _pair_states(cfg, plans, slots, device == "gpu")
         scheduler = Scheduler(states)
         estimate = _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resumed, sources)
         options = {key: _ray_options(request) for key, request in requests.items()}
-        totals = {p.job.key: sum(s.size for s in p.todo) for p in plans}
+        totals = {p.job.name: sum(s.size for s in p.todo) for p in plans}
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
-            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress,
-                               count_slots).run()
+            failed = Execution(cfg, dataset, plans, options, watch, scheduler, progress).run()
         console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
                       f"(plan estimate {_duration(estimate)})")
         _record_throughput(console, cfg, plans)
@@ -74,7 +74,7 @@ def _connect(cfg: RunConfig, console: Console, plans: list[PairPlan]) -> bool:
         return False
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level="ERROR")
+        ray.init(address=address, logging_level=logging.ERROR)
     else:
         size = _local_store(cfg, plans)
         if size.warning:
@@ -82,7 +82,7 @@ def _connect(cfg: RunConfig, console: Console, plans: list[PairPlan]) -> bool:
         # The dashboard, when asked for, listens on localhost only (reach it by an SSH tunnel).
         # "local": a new instance of our own, even if a `ray start` cluster runs on this machine
         ray.init(address="local", num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus,
-                 object_store_memory=size.bytes, logging_level="ERROR",
+                 object_store_memory=size.bytes, logging_level=logging.ERROR,
                  include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
 
@@ -125,7 +125,7 @@ def _ray_options(request: packing.ActorRequest) -> dict:
             **({"runtime_env": {"env_vars": env}} if env else {})}
 
 
-def _slots(cfg: RunConfig, requests: list[packing.ActorRequest]) -> int:
+def _slots(requests: list[packing.ActorRequest]) -> int:
     """How many actors fit on the live nodes at once (packing.cluster_slots); called again
     during the run, so that nodes joining later add slots."""
     nodes = [packing.NodeCapacity.from_ray(node["Resources"]) for node in ray.nodes() if node["Alive"]]

@@ -16,19 +16,20 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
 from runner.config import RunConfig
 from runner.data.records import DatasetIndex, Shard
-from runner.plan.pairs import PairPlan
+from runner.plan.pairs import PairJob, PairPlan
 from runner.plan.schedule import Scheduler
 from runner.predictions import clear_failure, record_failure
 from runner.run.actors import PairActor
 from runner.run.crops import CropCache, CropEntry, CropKey
+from runner.run.packing import SlotWatch
 from runner.run.progress import RunProgress
 from runner.run.replicas import Fleet
 
@@ -42,18 +43,13 @@ class Call:
     replica: int | None = None  # the replica whose pair's failure makes the result moot
 
 
-NODE_CHECK_SECONDS = 10.0  # how often the loop looks for nodes that joined (or left)
-
-
 class Execution:
     def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict[str, dict], slots: int, scheduler: Scheduler,
-                 progress: RunProgress, count_slots: Callable[[], int] | None = None):
+                 actor_options: dict[str, dict], slots: SlotWatch, scheduler: Scheduler,
+                 progress: RunProgress):
         self.cfg, self.actor_options = cfg, actor_options  # Ray's options, per pair key
         self.scheduler, self.progress = scheduler, progress
-        self.fleet = Fleet(plans, slots, cfg.share_decoding)
-        self.slots, self.count_slots = slots, count_slots
-        self.nodes_checked = time.monotonic()
+        self.fleet, self.slots = Fleet(plans, slots.slots, cfg.share_decoding), slots
         self.crops = CropCache(int((cfg.decode_cache_gb or 0) * 2**30), dataset.shard_records)
         self.calls: dict[object, Call] = {}  # object reference -> its call
         self.failed: dict[str, str] = {}
@@ -66,23 +62,14 @@ class Execution:
             for ref in ready:
                 if (call := self.calls.pop(ref, None)) is not None:
                     call.on_done(*call.args, ref)
-            self._check_nodes()
+            if change := self.slots.change():  # nodes joined (or left)
+                self.fleet.free_slots += change
+                self._fill_slots()
         return self.failed
-
-    def _check_nodes(self) -> None:
-        """Nodes that joined add slots (and nodes lost take theirs away) as the run goes."""
-        if self.count_slots is None or time.monotonic() - self.nodes_checked < NODE_CHECK_SECONDS:
-            return
-        self.nodes_checked = time.monotonic()
-        slots = self.count_slots()
-        if slots != self.slots:
-            self.fleet.free_slots += slots - self.slots
-            self.slots = slots
-            self._fill_slots()
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = PairActor.options(**self.actor_options[key]).remote(self.fleet.pairs[key].job)
+            actor = _start_actor(self.actor_options[key], self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
@@ -117,7 +104,7 @@ class Execution:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            self._fail(replica.key, _first_line(exc))
+            self._fail(replica.key, _last_line(exc))
             return
         replica.assigned.remove(shard)
         self.crops.release(self.fleet.crop_key(replica_id, shard), replica.key)
@@ -182,15 +169,21 @@ class Execution:
         self.progress.finished(key, "[red]failed[/]")
 
 
+def _start_actor(options: dict, job: PairJob) -> Any:
+    # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
+    return PairActor.options(**options).remote(job)  # type: ignore[attr-defined]
+
+
 def _get_error(ref) -> str | None:
-    """ready() returns an error or None; a decode's small return is a dict. Either may raise."""
+    """ready() returns an error or None; a decode's small return is a DecodeReport. Either may raise."""
     try:
         value = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        return _first_line(exc)
+        return _last_line(exc)
     return value if isinstance(value, str) else None
 
 
-def _first_line(exc: Exception) -> str:
+def _last_line(exc: Exception) -> str:
+    """A Ray error's message ends with the error raised in the actor (after its traceback)."""
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__

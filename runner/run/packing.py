@@ -8,7 +8,8 @@ Ray places a fractional GPU request on a single GPU, so a GPU holds floor(1 / sh
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -78,6 +79,25 @@ def node_slots(node: NodeCapacity, gpu_share: float, cpus_per_actor: float) -> i
 def cluster_slots(nodes: Iterable[NodeCapacity], gpu_share: float, cpus_per_actor: float) -> int:
     """Actors that fit on the cluster at once (at least 1, so that a run always progresses)."""
     return max(1, sum(node_slots(node, gpu_share, cpus_per_actor) for node in nodes))
+
+
+class SlotWatch:
+    """The cluster's slot count during a run, counted again every `period` seconds, so that
+    nodes that join add slots (and nodes lost take theirs away)."""
+
+    def __init__(self, count: Callable[[], int], period: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.count, self.period, self.clock = count, period, clock
+        self.slots, self.checked = count(), clock()
+
+    def change(self) -> int:
+        """Slots gained (or lost, negative) since the last count; 0 between counts."""
+        if self.clock() - self.checked < self.period:
+            return 0
+        self.checked = self.clock()
+        slots = self.count()
+        change, self.slots = slots - self.slots, slots
+        return change
 
 
 def planning_share(shares: Iterable[float]) -> float:
