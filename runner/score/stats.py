@@ -20,12 +20,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from scipy.stats import beta, binomtest
+
+Key = TypeVar("Key", bound=Hashable)  # what a table row is known by (framework, model, ...)
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
@@ -95,12 +98,12 @@ def tiers(ranked: list[Hits], k: int = 1,
     return levels, pvalues
 
 
-def significance_columns(hits: dict, accuracy: dict[object, float], prefix: str = "acc",
-                         tier_column: str = "tier") -> dict[object, dict]:
+def significance_columns(hits: Mapping[Key, Any], accuracy: Mapping[Key, float], prefix: str = "acc",
+                         tier_column: str = "tier") -> dict[Key, dict]:
     """Per key: `<prefix>1_ci_low/high`, `<prefix>5_ci_low/high` (percent), the tier and the
     p-value against the model ranked just above, following the ranking of `accuracy`
     (Acc@1 of each key; best first). A key without images gets NaN intervals and no tier."""
-    columns: dict[object, dict] = {}
+    columns: dict[Key, dict] = {}
     for key, model_hits in hits.items():
         images = len(model_hits.positions)
         columns[key] = {}
@@ -162,11 +165,11 @@ def _ranks(accuracy: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(accuracy), np.nan, 1.0 + better)
 
 
-def rank_intervals(hits: dict, accuracy: dict[object, float], resamples: int = RESAMPLES,
-                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[object, dict]:
+def rank_intervals(hits: Mapping[Key, Any], accuracy: Mapping[Key, float], resamples: int = RESAMPLES,
+                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[Key, dict]:
     """Per key: `rank1_low`, `rank1_high`, the 95% paired-bootstrap interval of its Acc@1 rank
     (`accuracy`: Acc@1 of each key) over the keys with images (None for the others)."""
-    columns: dict[object, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
+    columns: dict[Key, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
     scored = [key for key in hits if len(hits[key].positions) and not math.isnan(accuracy[key])]
     if not scored:
         return columns
