@@ -101,7 +101,7 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     for column, rank in RANKED.items():
         if rows[0].given(column):
             rank_column(rows, column, rank)
-    acc1: dict[object, float] = {row_key(row): row.acc1 for row in rows}
+    acc1 = {row_key(row): row.acc1 for row in rows}
     join_columns(rows, significance_columns(hits, acc1))
     join_columns(rows, rank_intervals(hits, acc1))
     for row in rows:
