@@ -12,12 +12,15 @@ from runner.frameworks.precision import DEFAULT_PRECISION
 SETTING_DEFAULTS = {"backend": (None, DEFAULT_BACKEND), "precision": (None, DEFAULT_PRECISION)}
 
 
-def row_key(row) -> tuple[str, str, str | None]:
+RowKey = tuple[str, str, str | None]  # framework, model, Keras backend
+
+
+def row_key(row) -> RowKey:
     """A row's pair: Keras on several backends is one row per backend."""
     return row.framework, row.model, row.backend
 
 
-def join_columns(rows: list, columns: dict[object, dict]) -> None:
+def join_columns(rows: list, columns: dict[RowKey, dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:
         for column, value in columns.get(row_key(row), {}).items():

@@ -22,11 +22,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from scipy.stats import beta, binomtest
 
+K = TypeVar("K")  # what names a model: its row's key
 CONFIDENCE = 0.95
 ALPHA = 0.05
 RESAMPLES = 1000
@@ -95,12 +96,12 @@ def tiers(ranked: list[Hits], k: int = 1,
     return levels, pvalues
 
 
-def significance_columns(hits: dict, accuracy: dict[object, float], prefix: str = "acc",
-                         tier_column: str = "tier") -> dict[object, dict]:
+def significance_columns(hits: dict[K, Hits], accuracy: dict[K, float], prefix: str = "acc",
+                         tier_column: str = "tier") -> dict[K, dict]:
     """Per key: `<prefix>1_ci_low/high`, `<prefix>5_ci_low/high` (percent), the tier and the
     p-value against the model ranked just above, following the ranking of `accuracy`
     (Acc@1 of each key; best first). A key without images gets NaN intervals and no tier."""
-    columns: dict[object, dict] = {}
+    columns: dict[K, dict] = {}
     for key, model_hits in hits.items():
         images = len(model_hits.positions)
         columns[key] = {}
@@ -162,11 +163,11 @@ def _ranks(accuracy: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(accuracy), np.nan, 1.0 + better)
 
 
-def rank_intervals(hits: dict, accuracy: dict[object, float], resamples: int = RESAMPLES,
-                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[object, dict]:
+def rank_intervals(hits: dict[K, Hits], accuracy: dict[K, float], resamples: int = RESAMPLES,
+                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[K, dict]:
     """Per key: `rank1_low`, `rank1_high`, the 95% paired-bootstrap interval of its Acc@1 rank
     (`accuracy`: Acc@1 of each key) over the keys with images (None for the others)."""
-    columns: dict[object, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
+    columns: dict[K, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
     scored = [key for key in hits if len(hits[key].positions) and not math.isnan(accuracy[key])]
     if not scored:
         return columns
