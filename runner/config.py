@@ -48,6 +48,11 @@ def replica_count(value: str) -> int | str:
     return value if value == "auto" else int(value)
 
 
+def thread_count(value: str) -> int | str:
+    """'auto' or a whole number (argparse names this function in its error message)."""
+    return value if value == "auto" else int(value)
+
+
 class RunConfig(BaseModel):
     """Everything a run depends on. Keys are `kpbench run`'s long flags with `_`; flags override
     the file. Descriptions are the flags' help and the reference's text (backticks mark code)."""
@@ -122,13 +127,16 @@ class RunConfig(BaseModel):
         "reproducible mode: one-image forward passes in flight at once; each is still one "
         "image, so results do not change"
     ))
-    decode_threads: PositiveInt = Field(2, description="images decoded in parallel within a shard")
+    decode_threads: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=thread_count)] = Field(
+        "auto", description="images each node decodes at once: a number, or auto, the node's CPUs "
+        "that model actors do not hold (at least 1)")
     share_decoding: bool = Field(True, description=(
-        "decode each image once per recipe for every model using it; off: once per model"
+        "decode each image once per node and cut every model's recipe from it; off: once per model"
     ))
     decode_cache_gb: NonNegativeFloat = Field(4.0, description=(
-        "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
-        "them to disk beyond memory); 0 shares only between models running side by side"
+        "GB of decoded crops held for models that start later or run behind, and decoded ahead "
+        "of the models; beyond it an image is decoded again rather than held (Ray spills to "
+        "disk beyond memory); 0 shares only between models running side by side"
     ))
     replicas: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=replica_count)] = Field(
         "auto", description="most actors one model may get: a number, or auto, as many as there "

@@ -31,7 +31,6 @@ class PairJob:
     forward_threads: int  # one-image forward passes in flight at once (results do not change)
     batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
     threads: int
-    decode_threads: int  # images decoded in parallel within one shard
     out: Location  # the run folder (the actor opens it with its own node's credentials)
     run_id: str
     pair_key: str
@@ -110,7 +109,6 @@ def _job(cfg: RunConfig, spec: ModelSpec, backend: str | None, dataset: DatasetI
         forward_threads=cfg.forward_threads,
         batch_mode=batch_mode,
         threads=max(1, int(cfg.cpus_per_actor)),
-        decode_threads=cfg.decode_threads,
         out=Location.of(cfg.out, cfg.s3_endpoint),
         run_id=run_id,
         pair_key=identity.key,

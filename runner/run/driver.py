@@ -18,6 +18,7 @@ from runner.plan.pairs import PairPlan, plan_run
 from runner.plan.schedule import Scheduler, lower_bound, simulate
 from runner.run.actors import FAULT_VARIABLES
 from runner.run.execute import Execution
+from runner.run.feed import Feed, FeedPolicy, NodeCapacity
 from runner.run.progress import RunProgress
 
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
@@ -48,7 +49,8 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         totals = {p.job.key: sum(s.size for s in p.todo) for p in plans}
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
-            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()
+            feed = _feed(cfg, plans, resources, slots)
+            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress, feed).run()
         console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
                       f"(plan estimate {_duration(estimate)})")
         _record_throughput(console, cfg, plans)
@@ -84,9 +86,25 @@ def _actor_resources(cfg: RunConfig) -> dict:
 
 def _slots(cfg: RunConfig, resources: dict) -> int:
     """How many actors fit at once: per node, its GPUs (or CPUs) over one actor's share."""
+    return max(1, sum(_node_slots(cfg, resources).values()))
+
+
+def _node_slots(cfg: RunConfig, resources: dict) -> dict[str, int]:
+    """Per live node, the actors that fit on it: its GPUs (or CPUs) over one actor's share."""
     resource, share = ("GPU", cfg.gpus_per_actor) if "num_gpus" in resources else ("CPU", cfg.cpus_per_actor)
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    return max(1, sum(int(node.get(resource, 0) / share + 1e-9) for node in nodes))
+    return {node["NodeID"]: int(node["Resources"].get(resource, 0) / share + 1e-9)
+            for node in ray.nodes() if node["Alive"]}
+
+
+def _feed(cfg: RunConfig, plans: list[PairPlan], resources: dict, slots: int) -> Feed:
+    """Decode threads per node (the CPUs its model actors leave) and shards per replica."""
+    cpus = {node["NodeID"]: node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]}
+    nodes = {node: NodeCapacity(cpus[node], count * cfg.cpus_per_actor)
+             for node, count in _node_slots(cfg, resources).items()}
+    recipes = {p.job.spec.recipe(p.job.protocol) for p in plans}
+    shard_bytes = cfg.shard_size * sum(recipe.output_size ** 2 * 3 for recipe in recipes)
+    threads = None if cfg.decode_threads == "auto" else cfg.decode_threads
+    return FeedPolicy(int(cfg.decode_cache_gb * 2**30), threads).feed(nodes, shard_bytes, slots)
 
 
 def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool):
@@ -130,10 +148,11 @@ def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resum
         + ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in resources.items())
         + f"; shards to run: {todo}" + (f", already done: {resumed}" if resumed else "")
     )
+    per = "node" if cfg.share_decoding else "node and model"
     console.print(
         f"  plan: {slots} actor slot(s); replicas per model: {cfg.replicas} (added while a model "
         f"would finish last); {len(recipes)} distinct preprocessing recipe(s), each image decoded "
-        f"once per recipe; estimate {_duration(estimate.makespan)} "
+        f"once per {per}; estimate {_duration(estimate.makespan)} "
         f"(lower bound {_duration(bound)}; model speeds: {origins}; the live ETA is measured)"
     )
     biggest_first = sorted(states, key=lambda s: -s.shards_left * s.shard_seconds)

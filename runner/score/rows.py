@@ -85,6 +85,10 @@ class ScoreRow(Keyed):
     # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
     # Last, so that the columns before it keep their places in the files.
     sanity: Literal["ok", "failed", "skipped"] | None = None
+    # After sanity, for the same reason. input: the pair waited for its crops longer than it
+    # spent in forward passes (decoding did not keep up); compute: the other way round; None
+    # where the files do not record it
+    bound: Literal["input", "compute"] | None = None
 
     @property
     def pair_name(self) -> str:
