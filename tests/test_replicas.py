@@ -1,4 +1,4 @@
-"""Replica bookkeeping alone: slots, shards, nodes, what one decode cuts, retiring and failing, without Ray."""
+"""Replica bookkeeping alone: slots, shards, nodes, what a decode cuts, retiring, failing; no Ray."""
 
 import pytest
 
