@@ -25,3 +25,19 @@ def test_a_feed_per_node_and_a_default_for_nodes_that_join_later():
     assert feed.threads("a") == 88 and feed.threads("b") == 40
     assert feed.threads("new") == feed.threads(None) == 40
     assert feed.window == MIN_WINDOW  # 4 GB hold less than one more shard of 4 recipes per slot
+
+
+def test_a_pair_that_waited_longer_than_it_computed_is_input_bound():
+    import numpy as np
+
+    from runner.predictions import PairPredictions
+    from runner.score.reduce import _bound
+
+    def pair(wait, forward):
+        empty = np.zeros(0)
+        return PairPredictions(None, None, empty, empty, empty, empty, None, None, 1.0,
+                               forward_seconds=forward, wait_seconds=wait)
+
+    assert _bound(pair(wait=3.0, forward=1.0)) == "input"
+    assert _bound(pair(wait=0.2, forward=1.0)) == "compute"
+    assert _bound(pair(wait=None, forward=1.0)) is None  # files from before, or imported
