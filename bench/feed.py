@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/feed.py [--images 3000] [--data DIR]   # feed efficiency here
     .venv/bin/python bench/feed.py --decodes [--images 40]        # decodes per image, 34 models
-    .venv/bin/python bench/feed.py --simulate [NODESx]GPUSxCORES [--before]
+    .venv/bin/python bench/feed.py --simulate [NODESx]GPUSxCORES [--before] [--start-seconds 5]
 
 Feed efficiency: `kpbench run` with 4 fake GPUs (`--local-gpus`) and 4 stand-in user-catalog
 models sharing one recipe whose forward pass only sleeps (a GPU at 3000 images/s), on
@@ -19,9 +19,12 @@ PYTHONPATH at another checkout to measure that one (before and after).
 FeedPolicy) on the 34-model 2019 set over 50,000 images in shards of 1000, with decode costs
 measured here (one core) and GPUs at 3000 images/s (PyTorch, batched) and 300 one-image
 passes/s (Keras). Each node's decoder is a queue served by its threads; each replica's GPU
-takes its shards in turn. Prints predicted wall time per model set, then `busy <fraction>`:
-the GPUs' compute time over GPUs x wall time of the 34-model run. --before: the previous
-feeder (each recipe decoded by a model actor with 2 threads, 2 shards per replica, any node).
+takes its shards in turn; a replica takes --start-seconds to load its model. Prints predicted
+wall time per model set (beside the GPU-bound time, total GPU work over the GPUs, and the busy
+fraction the same run would reach with unlimited CPUs: what is lost to model loads and the
+schedule's tail, not to feeding), then `busy <fraction>`: the GPUs' compute time over GPUs x
+wall time of the 34-model run. --before: the previous feeder (each recipe decoded by a model
+actor with 2 threads, 2 shards per replica, crops from any node).
 """
 
 from __future__ import annotations
@@ -214,7 +217,7 @@ class FakeCluster:
     once, and each replica's shards run one after another on its GPU."""
 
     def __init__(self, specs, nodes: int, gpus: int, cores: int, costs: dict, before: bool,
-                 images: int = 50_000, shard_size: int = 1000, start_seconds: float = 5.0):
+                 start_seconds: float, images: int = 50_000, shard_size: int = 1000):
         from runner.data.records import Shard
         from runner.plan.pairs import PairJob, PairPlan
         from runner.plan.schedule import PairState, Scheduler
@@ -329,7 +332,7 @@ class FakeCluster:
         self._top_up(replica)
 
 
-def simulate(shape: str, before: bool) -> None:
+def simulate(shape: str, before: bool, start_seconds: float) -> None:
     from runner.catalog import load_catalog
 
     match = re.fullmatch(r"(?:(\d+)x)?(\d+)x(\d+)", shape)
@@ -340,17 +343,18 @@ def simulate(shape: str, before: bool) -> None:
     print(f"measured here, per image on one core: decode {costs['decode'] * 1e3:.2f} ms, one "
           f"recipe's cut {costs['cut'] * 1e3:.2f} ms, a model actor's copy to its GPU "
           f"{costs['tensor'] * 1e3:.2f} ms; {'before' if before else 'after'}: {nodes} node(s) "
-          f"x {gpus} GPUs x {cores} cores, 50,000 images")
+          f"x {gpus} GPUs x {cores} cores, 50,000 images, {start_seconds:g} s per model load")
     specs = load_catalog().select(["northcutt2019"], ["pytorch", "keras"])
     sets = {"northcutt2019, PyTorch (21)": [s for s in specs if s.framework == "pytorch"],
             "northcutt2019, Keras (13)": [s for s in specs if s.framework == "keras"],
             "northcutt2019 (34)": specs}
-    print(f"{'model set':<30} {'wall':>8} {'GPU-bound':>10} {'busy':>6}")
+    print(f"{'model set':<30} {'wall':>8} {'GPU-bound':>10} {'busy':>6} {'busy, CPUs unlimited':>21}")
     busy = 0.0
     for name, chosen in sets.items():
-        wall, busy = FakeCluster(chosen, nodes, gpus, cores, costs, before).run()
+        wall, busy = FakeCluster(chosen, nodes, gpus, cores, costs, before, start_seconds).run()
+        _, unlimited = FakeCluster(chosen, nodes, gpus, 10**6, costs, before, start_seconds).run()
         ideal = sum(50_000 / GPU_SPEED[s.framework] for s in chosen) / (nodes * gpus)
-        print(f"{name:<30} {wall:>7.0f}s {ideal:>9.0f}s {busy:>6.2f}")
+        print(f"{name:<30} {wall:>7.0f}s {ideal:>9.0f}s {busy:>6.2f} {unlimited:>21.2f}")
     print(f"busy {busy:.3f}")
 
 
@@ -358,12 +362,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulate", metavar="[NODESx]GPUSxCORES")
     parser.add_argument("--before", action="store_true", help="simulate the previous feeder")
+    parser.add_argument("--start-seconds", type=float, default=5.0, help="simulated model load")
     parser.add_argument("--decodes", action="store_true", help="decodes per image, 34 models")
     parser.add_argument("--images", type=int)
     parser.add_argument("--data", type=Path, help="reuse (or keep) the generated JPEGs here")
     args = parser.parse_args()
     if args.simulate:
-        simulate(args.simulate, args.before)
+        simulate(args.simulate, args.before, args.start_seconds)
     elif args.decodes:
         decodes(args.images or 40)
     else:
