@@ -1,7 +1,7 @@
 """Can decoding feed the GPUs? Measured on this machine, and simulated for large ones.
 
     .venv/bin/python bench/feed.py [--images 3000] [--data DIR]   # feed efficiency here
-    .venv/bin/python bench/feed.py --decodes [--images 40]        # decodes per image, 34 models
+    .venv/bin/python bench/feed.py --decodes [--images 40] [--run DIR]  # decodes per image, 34 models
     .venv/bin/python bench/feed.py --simulate [NODESx]GPUSxCORES [--before] [--start-seconds 5]
 
 Feed efficiency: `kpbench run` with 4 fake GPUs (`--local-gpus`) and 4 stand-in user-catalog
@@ -12,8 +12,9 @@ script: every core decoding each image once, cutting the recipe and converting i
 model's input tensor (a process pool). The ratio is the feed efficiency.
 
 --decodes: the 2019 set's 34 models (random weights) on `--images` generated images, shards of
-10: distinct decodes per image and their seconds, from the files' provenance. Run it with
-PYTHONPATH at another checkout to measure that one (before and after).
+10, run by `kpbench run` (or read from the run folder `--run`): distinct decodes per image, from
+the files' provenance. Before it, on the same images, one thread, the best of 3: the seconds of
+decoding once per recipe (as before) against decoding once and cutting every recipe.
 
 --simulate: no Ray, a fake clock: the driver's policies (Scheduler, Fleet, CropCache,
 FeedPolicy) on the 34-model 2019 set over 50,000 images in shards of 1000, with decode costs
@@ -160,27 +161,46 @@ def feed_efficiency(images: int, data: Path | None) -> None:
           f"seconds {sorted(bounds.values())[0]})")
 
 
-def decodes(images: int) -> None:
+def decodes(images: int, run: Path | None) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runner.catalog import load_catalog
+    from runner.data.decode import cut_crops, load_crops
+    from runner.data.index import open_dataset
     from runner.data.sample import write_sample_dataset
 
+    specs = load_catalog().select(["northcutt2019"], ["pytorch", "keras"])
+    recipes = sorted({spec.recipe("reference") for spec in specs}, key=lambda r: r.key)
     with tempfile.TemporaryDirectory() as tmp:
         data = write_sample_dataset(Path(tmp) / "data", num_classes=10, per_class=images // 10)
-        out = Path(tmp) / "run"
-        started = time.perf_counter()
-        kpbench(["--data", str(data / "val"), "--classes", str(data / "classes.txt"),
-                 "--models", "northcutt2019", "--weights", "random", "--shard-size", "10",
-                 "--out", str(out)])
-        wall = time.perf_counter() - started
-        summarise_decodes(provenances(out), images, wall)
-
-
-def summarise_decodes(files: list, images: int, wall: float) -> None:
-    seconds = {p.decode.decode_id: p.decode.decode_seconds for p in files}
+        records = open_dataset(str(data / "val"), classes=str(data / "classes.txt")).records
+        per_recipe = best_of(3, lambda: [load_crops(records, recipe, 1) for recipe in recipes])
+        with ThreadPoolExecutor(1) as pool:
+            once = best_of(3, lambda: cut_crops(records, recipes, pool))
+        print(f"{len(recipes)} recipes, {len(records)} images, one thread: decoding once per recipe "
+              f"{per_recipe:.2f} s, once for all recipes {once:.2f} s ({per_recipe / once:.2f}x)")
+        if run is None:
+            run = Path(tmp) / "run"
+            kpbench(["--data", str(data / "val"), "--classes", str(data / "classes.txt"),
+                     "--models", "northcutt2019", "--weights", "random", "--shard-size", "10",
+                     "--out", str(run)])
+        files = provenances(run)
+    shards = {p.shard.index for p in files}
+    decode_ids = {p.decode.decode_id for p in files}
     hosts = {p.decode.decoded_by.split(":")[0] for p in files}
-    print(f"{len({p.model for p in files})} models, {images} images, {len(files)} files, "
-          f"wall {wall:.0f} s")
-    print(f"decodes per image: {len(seconds) / (images / 10):.2f} (per shard of 10, "
-          f"{len(hosts)} host(s)); decode seconds: {sum(seconds.values()):.2f}")
+    print(f"{len({(p.framework, p.model) for p in files})} models, {len(files)} files, "
+          f"{len({str(p.recipe) for p in files})} recipes: {len(decode_ids) / len(shards):.2f} "
+          f"decodes per image ({len(decode_ids)} decodes of {len(shards)} shards, {len(hosts)} host(s))")
+
+
+def best_of(rounds: int, work: Callable[[], object]) -> float:
+    """The fastest of a few rounds, in seconds (the machine may be shared)."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return min(times)
 
 
 # ---- simulated ----
@@ -193,22 +213,15 @@ def measured_costs() -> dict[str, float]:
 
     from runner.data.recipes import Recipe, decode_rgb
 
-    def best(work: Callable[[], object], count: int) -> float:
-        rounds = []
-        for _ in range(3):
-            started = time.perf_counter()
-            work()
-            rounds.append((time.perf_counter() - started) / count)
-        return min(rounds)
-
     with tempfile.TemporaryDirectory() as tmp:
         paths = sorted(str(p) for p in write_images(Path(tmp) / "d", 30).rglob("*.JPEG"))
         recipe = Recipe(**RECIPE)
         decoded = [decode_rgb(path) for path in paths]
         crops = np.stack([recipe.apply(image) for image in decoded])
-        return {"decode": best(lambda: [decode_rgb(path) for path in paths], len(paths)),
-                "cut": best(lambda: [recipe.apply(image) for image in decoded], len(paths)),
-                "tensor": 2 * best(lambda: torch.tensor(crops), len(paths))}
+        count = len(paths)
+        return {"decode": best_of(3, lambda: [decode_rgb(path) for path in paths]) / count,
+                "cut": best_of(3, lambda: [recipe.apply(image) for image in decoded]) / count,
+                "tensor": 2 * best_of(3, lambda: torch.tensor(crops)) / count}
 
 
 class FakeCluster:
@@ -364,13 +377,14 @@ def main() -> None:
     parser.add_argument("--before", action="store_true", help="simulate the previous feeder")
     parser.add_argument("--start-seconds", type=float, default=5.0, help="simulated model load")
     parser.add_argument("--decodes", action="store_true", help="decodes per image, 34 models")
+    parser.add_argument("--run", type=Path, help="--decodes: read this run folder, run nothing")
     parser.add_argument("--images", type=int)
     parser.add_argument("--data", type=Path, help="reuse (or keep) the generated JPEGs here")
     args = parser.parse_args()
     if args.simulate:
         simulate(args.simulate, args.before, args.start_seconds)
     elif args.decodes:
-        decodes(args.images or 40)
+        decodes(args.images or 40, args.run)
     else:
         feed_efficiency(args.images or 3000, args.data)
 
