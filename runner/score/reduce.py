@@ -141,7 +141,7 @@ def _score(pair: PairPredictions, options: LabelOptions,
         batch_mode=run.batch_mode if run else None,
         batch_size=run.forward_batch if run else None,
         images_per_s=len(ok) / pair.seconds if pair.seconds else None,
-        bound=_bound(pair),
+        **({"bound": bound} if (bound := _bound(pair)) else {}),  # only where the files say
         device=run.device if run else None,
         status="failed" if pair.failure else ("incomplete" if missing else "ok"),
         failure=pair.failure.reason if pair.failure else None,
