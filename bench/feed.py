@@ -8,8 +8,9 @@ Feed efficiency: `kpbench run` with 4 fake GPUs (`--local-gpus`) and 4 stand-in 
 models sharing one recipe whose forward pass only sleeps (a GPU at 3000 images/s), on
 ImageNet-sized JPEGs; its steady-state images/s (per model, from the files' `written_at`, the
 first shard left out) against this machine's capacity for the same CPU work measured in the same
-script: every core decoding each image once, cutting the recipe and converting it to each
-model's input tensor (a process pool). The ratio is the feed efficiency.
+script (before and after the run, averaged): every core decoding each image once, cutting the
+recipe and converting it to each model's input tensor (a process pool). The ratio is the feed
+efficiency.
 
 --decodes: the 2019 set's 34 models (random weights) on `--images` generated images, shards of
 10, run by `kpbench run` (or read from the run folder `--run`): distinct decodes per image, from
@@ -120,7 +121,8 @@ def steady_rate(out: Path) -> float:
     """Per model, images/s between its first and last file; the mean over the models."""
     by_model = defaultdict(list)
     for provenance in provenances(out):
-        by_model[provenance.model].append((provenance.written_at, provenance.shard.size))
+        shard = provenance.shard
+        by_model[provenance.model].append((provenance.written_at, shard.stop - shard.start))
     rates = []
     for files in by_model.values():
         files.sort()
@@ -146,19 +148,24 @@ def feed_efficiency(images: int, data: Path | None) -> None:
         catalog = write_standins(Path(tmp))
         cores = os.cpu_count() or 1
         print(f"load before: {os.getloadavg()[0]:.2f} on {cores} cores; {len(paths)} JPEGs")
+        machine = [capacity(paths)]  # before and after kpbench: the machine may be shared
         ours = Path(tmp) / "run"
         kpbench(["--data", str(data / "val"), "--classes", str(data / "classes.txt"),
                  "--catalog", str(catalog), "--models", "standins", "--weights", "random",
                  "--no-sanity", "--local-gpus", str(STANDINS), "--local-cpus", str(STANDINS + cores),
                  "--shard-size", str(SHARD), "--out", str(ours)])
         rate = steady_rate(ours)
-        bounds = {p.model: (p.wait_seconds, p.forward_seconds) for p in provenances(ours)}
-        machine = capacity(paths)
-        print(f"load after: {os.getloadavg()[0]:.2f}")
+        files = provenances(ours)
+        waited = sum(p.wait_seconds for p in files) / len(files)
+        forward = sum(p.forward_seconds for p in files) / len(files)
+        machine.append(capacity(paths))
+        print(f"load after: {os.getloadavg()[0]:.2f}; capacity before and after kpbench: "
+              f"{machine[0]:.1f}, {machine[1]:.1f} images/s")
+        machine = float(np.mean(machine))
     print(f"kpbench steady state: {rate:.1f} images/s per model ({STANDINS} models, one recipe)")
     print(f"this machine's capacity for the same CPU work: {machine:.1f} images/s ({cores} cores)")
-    print(f"feed efficiency {rate / machine:.2f}  (last shard of each model: wait, forward "
-          f"seconds {sorted(bounds.values())[0]})")
+    print(f"per shard of {SHARD}: waited {waited:.3f} s for crops, {forward:.3f} s in forward passes")
+    print(f"feed efficiency {rate / machine:.2f}")
 
 
 def decodes(images: int, run: Path | None) -> None:
