@@ -47,12 +47,7 @@ class OptionHints:
     repeatable: bool = False  # a list flag that may also be given several times
 
 
-def replica_count(value: str) -> int | str:
-    """'auto' or a whole number (argparse names this function in its error message)."""
-    return value if value == "auto" else int(value)
-
-
-def batch_size_or_auto(value: str) -> int | str:
+def count_or_auto(value: str) -> int | str:
     """'auto' or a whole number (argparse names this function in its error message)."""
     return value if value == "auto" else int(value)
 
@@ -120,7 +115,7 @@ class RunConfig(BaseModel):
         "preprocessing: reference, each model's documented evaluation; northcutt2019, exactly "
         "what the 2019 benchmark's scripts did"
     ))
-    batch_size: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=batch_size_or_auto)] = Field(
+    batch_size: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=count_or_auto)] = Field(
         64, description=(
             "images per forward pass: PyTorch's, and Keras' in batched mode; auto: PyTorch's "
             "largest power of two up to 512 that fits the actor's GPU share, found once per model "
@@ -144,16 +139,19 @@ class RunConfig(BaseModel):
             "reproducible mode: one-image forward passes in flight at once; each is still one "
             "image, so results do not change"
         ))
-    decode_threads: PositiveInt = Field(2, description="images decoded in parallel within a shard")
+    decode_threads: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=count_or_auto)] = Field(
+        "auto", description="images each node decodes at once: a number, or auto, the node's CPUs "
+        "that model actors do not hold (at least 1)")
     share_decoding: bool = Field(True, description=(
-        "decode each image once per recipe for every model using it; off: once per model"
+        "decode each image once per node and cut every model's recipe from it; off: once per model"
     ))
     decode_cache_gb: Annotated[NonNegativeFloat | None, OptionHints(
         unset="half of Ray's object store (its smallest node's)")] = Field(None, description=(
-            "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
-            "them to disk beyond its store); 0 shares only between models running side by side"
+            "GB of decoded crops held for models that start later or run behind, and decoded ahead "
+            "of the models; beyond it an image is decoded again rather than held (Ray spills to "
+            "disk beyond its store); 0 shares only between models running side by side"
         ))
-    replicas: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=replica_count)] = Field(
+    replicas: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=count_or_auto)] = Field(
         "auto", description="most actors one model may get: a number, or auto, as many as there "
         "are slots"
     )

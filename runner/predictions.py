@@ -175,6 +175,10 @@ class Provenance(PairRecord):
     recipe: dict[str, Any] | None = None
     shard: ShardRecord
     shard_seconds: float | None = None  # model time for the shard
+    # of shard_seconds, the forward passes alone; and the time the actor waited for the shard's
+    # crops since its previous shard (or since it loaded): input-bound when waiting dominates
+    forward_seconds: float | None = None
+    wait_seconds: float | None = None
     images_per_s: float | None = None
     written_at: float | None = None  # Unix time
     decode: DecodeRecord | None = None
@@ -429,6 +433,9 @@ class PairPredictions:
     image_ids: pa.ChunkedArray | None  # when asked for
     probs: np.ndarray | None  # (rows, 5) probabilities of `top`, when asked for
     seconds: float | None  # model time over all shards, when every file records it
+    # over all shards, when every file records them (Provenance.forward_seconds, wait_seconds)
+    forward_seconds: float | None = None
+    wait_seconds: float | None = None
 
     @property
     def record(self) -> PairRecord | None:
@@ -456,7 +463,6 @@ def load_pair(folder: LocationLike, image_ids: bool = False,
     positions = positions[order]
     if len(positions) and (np.diff(positions) == 0).any():
         raise UserError(f"{folder} holds more than one row for some images")
-    seconds = [p.shard_seconds for p in provenances if p.shard_seconds is not None]
     return PairPredictions(
         provenance=provenances[0] if provenances else None,
         failure=read_failure(folder),
@@ -466,8 +472,15 @@ def load_pair(folder: LocationLike, image_ids: bool = False,
         ok=pc.equal(table["status"], pa.scalar(STATUS_OK)).to_numpy(zero_copy_only=False)[order],
         image_ids=table["image_id"].take(order) if image_ids else None,
         probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
-        seconds=sum(seconds) if provenances and len(seconds) == len(provenances) else None,
+        seconds=_total([p.shard_seconds for p in provenances]),
+        forward_seconds=_total([p.forward_seconds for p in provenances]),
+        wait_seconds=_total([p.wait_seconds for p in provenances]),
     )
+
+
+def _total(values: list[float | None]) -> float | None:
+    """The sum, when there are values and every file recorded one."""
+    return sum(v for v in values if v is not None) if values and None not in values else None
 
 
 def _matrix(column: pa.ChunkedArray, fill) -> np.ndarray:

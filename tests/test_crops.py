@@ -4,7 +4,7 @@ from runner.data.records import ImageRecord, Shard
 from runner.run.crops import CropCache
 
 SHARD = Shard(0, 0, 2)
-KEY = ("recipe", SHARD.index)
+KEY = ("node-a", "recipe", SHARD.index)
 
 
 class Ref:
@@ -72,13 +72,13 @@ def test_late_starters_reuse_cached_crops_while_the_budget_holds():
 
 def test_the_budget_is_respected():
     cache, _ = _cache(budget=100)
-    other = ("recipe", 1)
+    other = ("node-a", "recipe", 1)
     _decode(cache, soon={"a"}, later={"late"}, size=60)
     _decode(cache, key=other, soon={"a"}, later={"late"}, size=60)  # 120 bytes would not fit
     assert cache.cached_bytes == 60
     assert cache.get(other).consumers == {"a"} and cache.get(other).cached_bytes == 0
     # crops only for running pairs are not cached for later, so they do not count
-    _decode(cache, key=("recipe", 2), soon={"a"}, size=60)
+    _decode(cache, key=("node-a", "recipe", 2), soon={"a"}, size=60)
     assert cache.cached_bytes == 60
     # a late starter the budget could not hold decodes again: the crops go with their last user
     cache.want(other, "a", (1, Shard(1, 2, 4)))
@@ -89,7 +89,7 @@ def test_the_budget_is_respected():
 
 def test_a_failed_pair_stops_consuming_and_waiting():
     cache, _ = _cache()
-    ready_key, decoding_key = KEY, ("recipe", 1)
+    ready_key, decoding_key = KEY, ("node-a", "recipe", 1)
     _decode(cache, soon={"a", "failed"})
     cache.decoded(ready_key)
     _decode(cache, key=decoding_key)
@@ -115,3 +115,26 @@ def test_a_lost_decode_is_forgotten_and_its_waiters_ask_again():
     assert cache.want(KEY, "a", (1, SHARD)) is None
     entry, waiters = cache.decoded(KEY)
     assert entry.images is images and waiters == [(1, SHARD)]
+
+
+def test_a_pair_that_inferred_on_one_node_needs_no_copy_on_another():
+    cache, _ = _cache()
+    there = ("node-b", "recipe", SHARD.index)
+    _decode(cache, soon={"a"}, later={"late"})  # node-a: kept for late as well
+    _decode(cache, key=there, soon={"late"})  # late runs on node-b: its node decodes its own copy
+    cache.decoded(KEY)
+    cache.decoded(there)
+    cache.release(there, "late")
+    assert cache.get(there) is None  # nobody else on node-b
+    assert cache.get(KEY).consumers == {"a"}  # late let go of node-a's copy
+    cache.release(KEY, "a")
+    assert cache.entries == {} and cache.cached_bytes == 0
+
+
+def test_crops_beyond_the_budget_are_not_worth_cutting_for_later_pairs_alone():
+    cache, _ = _cache(budget=100)
+    assert cache.worth_cutting(60, set(), {"late"})
+    _decode(cache, soon={"a"}, later={"late"}, size=60)
+    assert not cache.worth_cutting(60, set(), {"late"})  # decode again when late gets there
+    assert cache.worth_cutting(60, {"b"}, set())  # a pair running near it is always fed
+    assert not cache.worth_cutting(10, set(), set())

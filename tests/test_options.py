@@ -114,8 +114,8 @@ def test_help_gives_each_description_and_default(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--replicas", "x"], "argument --replicas: invalid replica_count value: 'x'"),
-    (["--batch-size", "x"], "argument --batch-size: invalid batch_size_or_auto value: 'x'"),
+    (["--replicas", "x"], "argument --replicas: invalid count_or_auto value: 'x'"),
+    (["--batch-size", "x"], "argument --batch-size: invalid count_or_auto value: 'x'"),
     (["--weights", "imagenet"],
      "argument --weights: invalid choice: 'imagenet' (choose from 'pretrained', 'random')"),
     (["--models"], "argument --models: expected at least one argument"),

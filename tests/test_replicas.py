@@ -1,11 +1,11 @@
-"""Replica bookkeeping alone: slots, shards, decoders, retiring and failing, without Ray."""
+"""Replica bookkeeping alone: slots, shards, nodes, what a decode cuts, retiring, failing; no Ray."""
 
 import pytest
 
 from runner.catalog import load_catalog
 from runner.data.records import Shard
 from runner.plan.pairs import PairJob, PairPlan
-from runner.run.replicas import LOOKAHEAD, WINDOW, Fleet
+from runner.run.replicas import Fleet
 
 # the first three share a recipe (shorter side 256, crop 224) under the reference protocol
 SAME_RECIPE = ["pytorch/resnet18", "pytorch/squeezenet1_1", "keras/mobilenet"]
@@ -15,13 +15,16 @@ SHARDS = [Shard(k, 2 * k, 2 * k + 2) for k in range(10)]
 
 def _plans(keys=(*SAME_RECIPE, OTHER_RECIPE)):
     specs = load_catalog().select(list(keys), ["pytorch", "keras"])
-    return [PairPlan(PairJob(spec, "random", "reference", 0, 8, 1, "batched", 1, 1, "/out", "run",
+    return [PairPlan(PairJob(spec, "random", "reference", 0, 8, 1, "batched", 1, "/out", "run",
                              "pair", {}), list(SHARDS), 0) for spec in specs]
+
+
+WINDOW = 3
 
 
 @pytest.fixture
 def fleet():
-    return Fleet(_plans(), slots=4, share_decoding=True)
+    return Fleet(_plans(), slots=4, share_decoding=True, window=WINDOW)
 
 
 def test_a_replica_takes_a_window_of_its_pairs_shards_in_order(fleet):
@@ -32,6 +35,12 @@ def test_a_replica_takes_a_window_of_its_pairs_shards_in_order(fleet):
         taken.append(fleet.assign(replica))
     assert taken == SHARDS[:WINDOW] == fleet.replicas[replica].assigned
     assert fleet.pairs["pytorch/resnet18"].queue[0] == SHARDS[WINDOW]
+
+
+def test_a_replica_infers_from_crops_of_its_own_node(fleet):
+    replica = fleet.add("keras/mobilenet", object())
+    fleet.mark_ready(replica, "node-a")
+    assert fleet.crop_key(replica, SHARDS[2]) == ("node-a", fleet.pairs["keras/mobilenet"].decode_key, 2)
 
 
 def test_only_a_pairs_first_ready_replica_starts_it(fleet):
@@ -46,26 +55,18 @@ def test_pairs_share_a_decode_key_only_when_sharing_is_on(fleet):
     assert len({pair.decode_key for pair in separate.pairs.values()}) == len(SAME_RECIPE)
 
 
-def test_the_decoder_is_a_ready_live_replica_of_the_recipe_with_the_fewest_decodes(fleet):
-    asker, other = fleet.add("pytorch/resnet18", object()), fleet.add("keras/mobilenet", object())
-    loading = fleet.add("pytorch/squeezenet1_1", object())
-    fleet.add(OTHER_RECIPE, object())
-    fleet.mark_ready(asker)
-    fleet.mark_ready(other)
-    recipe = fleet.pairs["pytorch/resnet18"].decode_key
-    assert fleet.start_decode(recipe, asker) == asker  # the asker on ties
-    assert fleet.start_decode(recipe, asker) == other  # then the one with fewer decodes
-    assert fleet.replicas[asker].decodes == fleet.replicas[other].decodes == 1
-    fleet.replicas[other].retiring = True
-    assert fleet.start_decode(recipe, asker) == asker  # a retiring replica takes none
-    assert loading not in {fleet.start_decode(recipe, asker) for _ in range(3)}  # not ready
+def test_one_decode_cuts_every_recipe_of_the_run_only_when_sharing(fleet):
+    own = fleet.pairs[OTHER_RECIPE].decode_key
+    cuts = fleet.cut_together(own)
+    assert [key for key, _ in cuts] == [own, fleet.pairs["pytorch/resnet18"].decode_key]  # it first
+    assert cuts[0][1] == fleet.pairs[OTHER_RECIPE].recipe
+    separate = Fleet(_plans(), slots=4, share_decoding=False)
+    key = separate.pairs["keras/mobilenet"].decode_key
+    assert separate.cut_together(key) == [(key, separate.pairs["keras/mobilenet"].recipe)]
 
 
-def test_a_replica_retires_only_once_its_decodes_for_others_are_done(fleet):
+def test_a_retired_replica_frees_its_slot(fleet):
     replica = fleet.add("pytorch/resnet18", object())
-    fleet.start_decode(fleet.pairs["pytorch/resnet18"].decode_key, replica)
-    assert fleet.retire(replica) is None and fleet.free_slots == 3  # still decoding
-    assert fleet.decode_finished(replica)  # it was waiting for that
     assert fleet.retire(replica).key == "pytorch/resnet18"
     assert fleet.free_slots == 4 and replica not in fleet.replicas
     assert not fleet.done("pytorch/resnet18")  # shards are left
@@ -92,12 +93,14 @@ def test_a_failed_pair_loses_its_work_and_is_never_done(fleet):
     assert not fleet.done("keras/mobilenet")
 
 
-def test_sharers_running_near_the_shard_and_the_others(fleet):
+def test_sharers_running_near_the_shard_on_its_node_and_the_others(fleet):
     recipe = fleet.pairs["pytorch/resnet18"].decode_key
-    fleet.add("pytorch/resnet18", object())
-    fleet.add("keras/mobilenet", object())
+    fleet.mark_ready(fleet.add("pytorch/resnet18", object()), "node-a")
+    fleet.mark_ready(fleet.add("keras/mobilenet", object()), "node-a")
     fleet.pairs["keras/mobilenet"].queue.popleft()  # shard 0 taken: it no longer needs it
     # squeezenet has no replica yet; inception decodes another recipe
-    assert fleet.sharers(recipe, 0) == ({"pytorch/resnet18"}, {"pytorch/squeezenet1_1"})
-    assert fleet.sharers(recipe, 1 + LOOKAHEAD) == (
+    assert fleet.sharers(recipe, 0, "node-a") == ({"pytorch/resnet18"}, {"pytorch/squeezenet1_1"})
+    assert fleet.sharers(recipe, 1 + fleet.lookahead, "node-a") == (
         {"keras/mobilenet"}, {"pytorch/resnet18", "pytorch/squeezenet1_1"})
+    # node-b runs none of them: pairs running on node-a only infer from node-a's copy
+    assert fleet.sharers(recipe, 1, "node-b") == (set(), {"pytorch/squeezenet1_1"})

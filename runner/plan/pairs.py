@@ -37,7 +37,6 @@ class PairJob:
     forward_threads: int | None
     batch_mode: BatchMode
     threads: int
-    decode_threads: int  # images decoded in parallel within one shard
     out: Location  # the run folder (the actor opens it with its own node's credentials)
     run_id: str
     pair_key: str  # the hash of the pair's PairIdentity
@@ -116,7 +115,6 @@ def _job(cfg: RunConfig, spec: ModelSpec, backend: KerasBackend | None, dataset:
         forward_threads=cfg.forward_threads,
         batch_mode=batch_mode,
         threads=max(1, int(cfg.cpus_per_actor)),
-        decode_threads=cfg.decode_threads,
         out=Location.of(cfg.out, cfg.s3_endpoint),
         run_id=run_id,
         pair_key=identity.key,

@@ -95,6 +95,8 @@ def columns(page: Page) -> list[Column]:
                              hint=f"effective robustness on {dataset}: Acc@1 above the logit fit"))
     chosen += [
         Column("images/s", _cell("images_per_s"), True, 1),
+        Column("bound", _cell("bound"), hint="input: waited for its crops longer than it computed; "
+               "compute: the other way round"),
         Column("device", _cell("device")),
         Column("params (M)", lambda row: _scaled(row.value(None, "params"), 1e-6), True),
         Column("GFLOPs", _cell("gflops"), True),

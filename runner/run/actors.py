@@ -1,10 +1,11 @@
-"""Work inside one Ray actor: load one (model, framework) pair, then turn shards into Parquet.
+"""Work inside Ray actors: decode shards on each node, and turn crops into Parquet per pair.
 
-An actor does two kinds of work, in two concurrency groups so that they overlap:
-`decode` turns a shard's images into uint8 crops for a recipe (for its own model and for every
-other model with the same recipe: the driver hands the crops to all of them), and `infer` runs
-the model on crops and writes the shard's Parquet file.
-`ShardPredictor` is plain Python (testable without Ray); `PairActor` is its Ray wrapper.
+`NodeDecoder`, one per node that runs models, decodes each of a shard's images once and cuts
+every recipe asked for from it (runner/data/decode.py), with threads sized to the node's CPUs
+that model actors do not hold (runner/run/feed.py); its crops stay in that node's object store.
+`PairActor`, one per replica of a (model, framework) pair, runs the model on crops and writes the
+shard's Parquet file. `ShardPredictor` is plain Python (testable without Ray); `PairActor` is its
+Ray wrapper.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import socket
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 import ray
 
 from runner import __version__
-from runner.data.decode import DecodeReport, load_crops
+from runner.data.decode import DecodeReport, cut_crops
 from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
@@ -42,7 +44,8 @@ from runner.run.packing import passes_in_flight
 from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
-# (load_crops): per record the reason it could not be read (None when it could), decode id, time.
+# (cut_crops): per recipe key and record the reason it could not be read (None when it could),
+# decode id, time.
 Crops = tuple[np.ndarray, DecodeReport]
 
 
@@ -76,6 +79,7 @@ class ShardPredictor:
             self.recipe, job.folder,
         )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
+        self.idle_since = time.perf_counter()  # the end of the last shard: waiting for crops since
         self.context = {
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
@@ -90,37 +94,41 @@ class ShardPredictor:
         """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
         images, report = crops
-        errors = report.errors
+        errors = report.errors_of(self.recipe)
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
         started = time.perf_counter()
-        (classes, probs), subset_top = self._top_k(images)
+        timing = {"wait_seconds": round(started - self.idle_since, 4)}
+        (classes, probs), subset_top = self._top_k(images, timing)
         seconds = time.perf_counter() - started
         decode = DecodeRecord(decode_id=report.decode_id, decoded_by=report.decoded_by,
                               decode_seconds=report.decode_seconds)
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
-            self._provenance(shard, seconds, decode), subset_top,
+            self._provenance(shard, seconds, decode, timing), subset_top,
         )
         path = self.job.shard_file(shard.index)
         write_shard(table, path)
         self.shards_done += 1
+        self.idle_since = time.perf_counter()
         failed = len(errors) - len(images)
         return ShardResult(shard.index, len(records), failed, seconds, str(path))
 
-    def _top_k(self, images: np.ndarray):
+    def _top_k(self, images: np.ndarray, timing: dict):
         """The top-5 (classes, probabilities), and the same over the dataset's class subset
-        (None for a dataset without one)."""
+        (None for a dataset without one); the seconds in forward passes go into `timing`."""
         subset = self.job.dataset.subset
         probs = np.zeros((0, 1000), np.float32)
+        started = time.perf_counter()
         if len(images):
             probs = forward(self.adapter, images, self.forward_batch, self.forward_threads)
+        timing["forward_seconds"] = round(time.perf_counter() - started, 4)
         if probs.shape != (len(images), 1000):
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs), subset_top_k(probs, subset) if subset else None
 
-    def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord) -> Provenance:
+    def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord, timing: dict) -> Provenance:
         job = self.job
         return Provenance(
             schema_version=SCHEMA_VERSION,
@@ -142,6 +150,7 @@ class ShardPredictor:
             written_at=time.time(),
             images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
             decode=decode,
+            **timing,
             # the adapters record the backend and precision they set; PyTorch has no backend
             **{"backend": job.backend, "precision": job.precision, **self.context,
                **self.adapter.provenance().entries()},
@@ -166,19 +175,25 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
     os._exit(17)
 
 
-# Ray's type hints lack concurrency_groups (which it documents and honours)
-@ray.remote(max_restarts=3, max_task_retries=3,  # type: ignore[call-overload]
-            concurrency_groups={"decode": 1, "infer": 1})
+@dataclass(frozen=True)
+class Loaded:
+    """What PairActor.ready() says: its node, and why the model failed to load (None: it did not)."""
+
+    node_id: str | None
+    error: str | None
+
+
+@ray.remote(max_restarts=3, max_task_retries=3)
 class PairActor:
     """One replica of a (model, framework). A load failure is reported by ready(), not raised,
     so the driver can fail this pair alone with a clear message."""
 
     def __init__(self, job: PairJob):
         self.error: str | None = None
-        self.decode_threads = job.decode_threads
         context = ray.get_runtime_context()
+        self.node_id = context.get_node_id()
         placement = {
-            "node_id": context.get_node_id(),
+            "node_id": self.node_id,
             "gpu_ids": [str(i) for i in context.get_accelerator_ids().get("GPU", [])],
         }
         # the share Ray granted this actor; the policy's variables are set before any framework loads
@@ -192,15 +207,25 @@ class PairActor:
             traceback.print_exc()
             self.error = f"{job.name} failed to load: {type(exc).__name__}: {exc}"
 
-    def ready(self) -> str | None:
-        return self.error
+    def ready(self) -> Loaded:
+        return Loaded(self.node_id, self.error)
 
-    # Two return objects: the driver checks the small one (the report) without fetching the crops.
-    @ray.method(concurrency_group="decode", num_returns=2)
-    def decode(self, recipe: Recipe, records: list[ImageRecord]) -> Crops:
-        return load_crops(records, recipe, self.decode_threads)
-
-    @ray.method(concurrency_group="infer")
     def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
               report: DecodeReport) -> ShardResult:
         return self.predictor.run(shard, records, (images, report))
+
+
+@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)
+class NodeDecoder:
+    """A node's decoder: shard decodes run side by side (the actor's max_concurrency), their
+    images on one pool of threads. It holds no CPU of Ray's: its threads are the CPUs model
+    actors leave free (FeedPolicy.threads)."""
+
+    def __init__(self, threads: int):
+        self.pool = ThreadPoolExecutor(threads)
+
+    def decode(self, recipes: list[Recipe], records: list[ImageRecord]) -> tuple:
+        """The report, then one array of crops per recipe (called with num_returns = 1 + the
+        recipes, so that each model fetches only its recipe's crops)."""
+        report, crops = cut_crops(records, recipes, self.pool)
+        return (report, *crops)

@@ -1,11 +1,12 @@
 """Decoded crops shared between pairs: who infers from each decode, and when to let it go.
 
 Pure bookkeeping, no Ray: `images` and `report` are whatever the caller stores (object
-references in a run). The crops of one shard under one decode key are decoded once; every pair
-that will infer from them is a consumer, and a replica that asked before the decode finished
-waits. An entry goes (its last reference, so the object store frees it) once no consumer and no
-waiter is left. Crops kept for pairs that are not running near the shard yet count against a
-budget in bytes.
+references in a run). An entry is one shard's crops under one decode key on one node (crops stay
+on the node of the models that infer from them; one decode cuts several entries, one per recipe).
+Every pair that will infer from an entry is a consumer, and a replica that asked before the
+decode finished waits. An entry goes (its last reference, so the object store frees it) once no
+consumer and no waiter is left. Crops kept for pairs that are not running near the shard yet
+count against a budget in bytes; beyond it, they are not kept: the image is decoded again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from runner.data.records import ImageRecord, Shard
 
-CropKey = tuple[str, int]  # (decode key, shard index)
+CropKey = tuple[str | None, str, int]  # (Ray node, decode key, shard index)
 Waiter = tuple[int, Shard]  # (replica id, shard it will infer)
 
 
@@ -45,6 +46,11 @@ class CropCache:
         if shard.index not in self._records:
             self._records[shard.index] = self._load_records(shard)
         return self._records[shard.index]
+
+    def worth_cutting(self, size: int, soon: set[str], later: set[str]) -> bool:
+        """Crops of `size` bytes would have a consumer: a pair running near them, or one that
+        reaches them later while the budget holds them."""
+        return bool(soon) or bool(later) and self.cached_bytes + size <= self.budget_bytes
 
     def add(self, crop_key: CropKey, images: object, report: object, size: int,
             soon: set[str], later: set[str]) -> None:
@@ -84,11 +90,12 @@ class CropCache:
         return waiters
 
     def release(self, crop_key: CropKey, pair: str) -> None:
-        """`pair` has inferred from these crops."""
-        entry = self.entries.get(crop_key)
-        if entry is not None:
-            entry.consumers.discard(pair)
-            self._drop_if_unused(crop_key)
+        """`pair` has inferred from these crops: it needs no copy of them on any node."""
+        _, decode_key, index = crop_key
+        for key in [key for key in self.entries if key[1:] == (decode_key, index)]:
+            self.entries[key].consumers.discard(pair)
+            if self.entries[key].ready:  # one in flight goes when its decode finishes
+                self._drop_if_unused(key)
 
     def drop_pair(self, pair: str, replicas: set[int]) -> None:
         """A failed pair: it consumes nothing and its replicas wait for nothing any more."""
@@ -106,5 +113,5 @@ class CropCache:
     def _forget(self, crop_key: CropKey) -> None:
         entry = self.entries.pop(crop_key)
         self.cached_bytes -= entry.cached_bytes
-        if not any(index == crop_key[1] for _, index in self.entries):
-            self._records.pop(crop_key[1], None)
+        if not any(index == crop_key[2] for _, _, index in self.entries):
+            self._records.pop(crop_key[2], None)

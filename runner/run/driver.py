@@ -21,9 +21,9 @@ from runner.plan.schedule import Scheduler, lower_bound, simulate
 from runner.run import packing, store
 from runner.run.actors import FAULT_VARIABLES
 from runner.run.execute import Execution
+from runner.run.feed import MIN_WINDOW, Feed, FeedPolicy, NodeCpus
 from runner.run.nvidia import machine_gpu_count
 from runner.run.progress import RunProgress
-from runner.run.replicas import WINDOW
 
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
 
@@ -56,7 +56,8 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         totals = {p.job.name: sum(s.size for s in p.todo) for p in plans}
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
-            failed = Execution(cfg, dataset, plans, options, watch, scheduler, progress).run()
+            feed = _feed(cfg, plans, list(requests.values()))
+            failed = Execution(cfg, dataset, plans, options, watch, scheduler, progress, feed).run()
         console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
                       f"(plan estimate {_duration(estimate)})")
         _record_throughput(console, cfg, plans)
@@ -89,7 +90,7 @@ def _connect(cfg: RunConfig, console: Console, plans: list[PairPlan]) -> bool:
 
 def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:
     """The object store of a local Ray, for the crops the run will hold in flight (the slots
-    this machine will have, WINDOW shards each, at the largest crop)."""
+    this machine will have, MIN_WINDOW shards each, at the largest crop)."""
     gpus = cfg.local_gpus if cfg.local_gpus is not None else machine_gpu_count()
     device: packing.Device = "gpu" if gpus and cfg.device != "cpu" else "cpu"
     node = packing.NodeCapacity(cpus=cfg.local_cpus or os.cpu_count() or 1, gpus=gpus)
@@ -99,7 +100,7 @@ def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:
     crop = max(plan.job.spec.recipe(plan.job.protocol).output_size for plan in plans)
     shm_free, memory = store.machine_shm_and_memory()
     return store.size_object_store(shm_free, memory,
-                                   store.in_flight_bytes(slots, WINDOW, cfg.shard_size, crop))
+                                   store.in_flight_bytes(slots, MIN_WINDOW, cfg.shard_size, crop))
 
 
 def _decode_cache_gb(cfg: RunConfig) -> float:
@@ -132,6 +133,23 @@ def _slots(requests: list[packing.ActorRequest]) -> int:
     share = packing.planning_share(request.gpus for request in requests)
     cpus = max(request.cpus for request in requests)
     return packing.cluster_slots(nodes, share, cpus)
+
+
+def _feed(cfg: RunConfig, plans: list[PairPlan], requests: list[packing.ActorRequest]) -> Feed:
+    """Decode threads per node (the CPUs its model actors leave) and shards per replica."""
+    share = packing.planning_share(request.gpus for request in requests)
+    cpus = max(request.cpus for request in requests)
+    nodes, slots = {}, 0
+    for node in ray.nodes():
+        if node["Alive"]:
+            actors = packing.node_slots(packing.NodeCapacity.from_ray(node["Resources"]), share, cpus)
+            nodes[node["NodeID"]] = NodeCpus(node["Resources"].get("CPU", 0), actors * cpus)
+            slots += actors
+    recipes = {p.job.spec.recipe(p.job.protocol) for p in plans}
+    shard_bytes = cfg.shard_size * sum(recipe.output_size ** 2 * 3 for recipe in recipes)
+    threads = None if cfg.decode_threads == "auto" else int(cfg.decode_threads)
+    budget = int((cfg.decode_cache_gb or 0) * store.GB)
+    return FeedPolicy(budget, threads).feed(nodes, shard_bytes, max(1, slots))
 
 
 def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool):
@@ -176,10 +194,11 @@ def _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resume
         + " or ".join(f"gpus={gpus:g}, cpus={cpus:g}" for gpus, cpus in asks)
         + f"; shards to run: {todo}" + (f", already done: {resumed}" if resumed else "")
     )
+    per = "node" if cfg.share_decoding else "node and model"
     console.print(
         f"  plan: {slots} actor slot(s); replicas per model: {cfg.replicas} (added while a model "
         f"would finish last); {len(recipes)} distinct preprocessing recipe(s), each image decoded "
-        f"once per recipe; estimate {_duration(estimate.makespan)} "
+        f"once per {per}; estimate {_duration(estimate.makespan)} "
         f"(lower bound {_duration(bound)}; model speeds: {origins}; the live ETA is measured)"
     )
     biggest_first = sorted(states, key=lambda s: -s.shards_left * s.shard_seconds)

@@ -1,4 +1,4 @@
-"""The run's pairs and their replicas on device slots: who works on what, who decodes, who stops.
+"""The run's pairs and their replicas on device slots: who works on what, on which node, who stops.
 
 Pure bookkeeping, no Ray: `actor` is whatever the caller starts (an actor handle in a run).
 """
@@ -14,9 +14,7 @@ from runner.data.recipes import Recipe
 from runner.data.records import Shard
 from runner.plan.pairs import PairJob, PairPlan
 from runner.run.crops import CropKey
-
-WINDOW = 2  # shards assigned to a replica at once: one inferring, the next decoding
-LOOKAHEAD = 2 * WINDOW  # a pair shares crops decoded this many shards ahead of its queue
+from runner.run.feed import MIN_WINDOW
 
 
 @dataclass
@@ -24,9 +22,8 @@ class Replica:
     key: str  # its pair
     actor: Any  # a Ray actor handle in a run; tests give stand-ins
     ready: bool = False
+    node: str | None = None  # its Ray node, once ready: its crops are decoded there
     assigned: list[Shard] = field(default_factory=list)
-    decodes: int = 0  # decodes in flight on this actor (for any pair)
-    retiring: bool = False
 
 
 @dataclass
@@ -41,8 +38,12 @@ class PairRun:
 
 
 class Fleet:
-    def __init__(self, plans: list[PairPlan], slots: int, share_decoding: bool):
+    def __init__(self, plans: list[PairPlan], slots: int, share_decoding: bool,
+                 window: int = MIN_WINDOW):
         self.free_slots = slots
+        self.share_decoding = share_decoding
+        self.window = window  # shards assigned to a replica at once (FeedPolicy.window)
+        self.lookahead = 2 * window  # a pair shares crops decoded this many shards ahead of its queue
         self.replicas: dict[int, Replica] = {}
         self.pairs: dict[str, PairRun] = {}
         for plan in plans:
@@ -60,22 +61,23 @@ class Fleet:
         self.free_slots -= 1
         return replica_id
 
-    def mark_ready(self, replica_id: int) -> bool:
-        """The replica has loaded its model; True when it is its pair's first."""
+    def mark_ready(self, replica_id: int, node: str | None = None) -> bool:
+        """The replica has loaded its model on `node`; True when it is its pair's first."""
         replica = self.replicas[replica_id]
-        replica.ready = True
+        replica.ready, replica.node = True, node
         pair = self.pairs[replica.key]
         first, pair.started = not pair.started, True
         return first
 
     def crop_key(self, replica_id: int, shard: Shard) -> CropKey:
-        """What the replica infers `shard` from."""
-        return self.pairs[self.replicas[replica_id].key].decode_key, shard.index
+        """What the replica infers `shard` from: crops decoded on its node."""
+        replica = self.replicas[replica_id]
+        return replica.node, self.pairs[replica.key].decode_key, shard.index
 
     def has_room(self, replica_id: int) -> bool:
         """The replica could take another shard of its pair's queue."""
         replica = self.replicas[replica_id]
-        return len(replica.assigned) < WINDOW and bool(self.pairs[replica.key].queue)
+        return len(replica.assigned) < self.window and bool(self.pairs[replica.key].queue)
 
     def assign(self, replica_id: int) -> Shard:
         replica = self.replicas[replica_id]
@@ -83,14 +85,9 @@ class Fleet:
         replica.assigned.append(shard)
         return shard
 
-    def retire(self, replica_id: int) -> Replica | None:
-        """Free the slot of a replica with nothing left to do and return it to be stopped; None
-        while it still decodes for others (it retires when those decodes are done)."""
-        replica = self.replicas[replica_id]
-        if replica.decodes:
-            replica.retiring = True
-            return None
-        del self.replicas[replica_id]
+    def retire(self, replica_id: int) -> Replica:
+        """Free the slot of a replica with nothing left to do and return it to be stopped."""
+        replica = self.replicas.pop(replica_id)
         self.pairs[replica.key].replicas.discard(replica_id)
         self.free_slots += 1
         return replica
@@ -109,34 +106,30 @@ class Fleet:
             self.replicas[replica_id].assigned.clear()
         return set(pair.replicas)
 
-    def start_decode(self, decode_key: str, requester: int) -> int:
-        """The replica to decode for `requester`, counted busy: the live one with this decode
-        key and the fewest decodes in flight (the asker on ties); a replica still loading its
-        model would hold the decode up, so ready ones first."""
-        candidates = [
-            rid for rid, r in self.replicas.items()
-            if self.pairs[r.key].decode_key == decode_key and not r.retiring
-        ]
-        decoder = min(candidates, key=lambda rid: (not self.replicas[rid].ready,
-                                                   self.replicas[rid].decodes, rid != requester))
-        self.replicas[decoder].decodes += 1
-        return decoder
+    def cut_together(self, decode_key: str) -> list[tuple[str, Recipe]]:
+        """The decode keys (and recipes) one decode for `decode_key` may cut, it first: with
+        sharing, every recipe of the run (each image decoded once); without, its own alone."""
+        keys = {decode_key: self._recipe(decode_key)}
+        if self.share_decoding:
+            keys.update((pair.decode_key, pair.recipe) for pair in self.pairs.values())
+        return list(keys.items())
 
-    def decode_finished(self, decoder: int) -> bool:
-        """True when the decoder was only waiting for its decodes to retire, and now can."""
-        replica = self.replicas[decoder]
-        replica.decodes -= 1
-        return replica.retiring
+    def _recipe(self, decode_key: str) -> Recipe:
+        return next(pair.recipe for pair in self.pairs.values() if pair.decode_key == decode_key)
 
-    def sharers(self, decode_key: str, index: int) -> tuple[set[str], set[str]]:
-        """The pairs still to infer from shard `index` decoded under `decode_key`: (those with
-        replicas whose queue reaches it soon, the others)."""
+    def sharers(self, decode_key: str, index: int, node: str | None) -> tuple[set[str], set[str]]:
+        """The pairs that may infer from shard `index` decoded under `decode_key` on `node`:
+        (those with replicas there whose queue reaches it soon, the others that are not running
+        elsewhere only). A pair running on other nodes only decodes its own copy there."""
         pending = {
             key: pair for key, pair in self.pairs.items()
             if pair.decode_key == decode_key and any(s.index == index for s in pair.queue)
         }
+        here = {key for key, pair in pending.items()
+                if any(self.replicas[r].node in (node, None) for r in pair.replicas)}
         soon = {
-            key for key, pair in pending.items()
-            if pair.replicas and pair.queue[0].index <= index <= pair.queue[0].index + LOOKAHEAD
+            key for key in here
+            if pending[key].queue[0].index <= index <= pending[key].queue[0].index + self.lookahead
         }
-        return soon, set(pending) - soon
+        elsewhere = {key for key, pair in pending.items() if pair.replicas and key not in here}
+        return soon, set(pending) - soon - elsewhere

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -144,10 +145,18 @@ def _score(pair: PairPredictions, record: PairRecord, options: LabelOptions,
         batch_mode=run.batch_mode if run else None,
         batch_size=run.forward_batch if run else None,
         images_per_s=len(ok) / pair.seconds if pair.seconds else None,
+        **({"bound": bound} if (bound := _bound(pair)) else {}),  # only where the files say
         device=run.device if run else None,
         status="failed" if pair.failure else ("incomplete" if missing else "ok"),
         failure=pair.failure.reason if pair.failure else None,
     ), hits
+
+
+def _bound(pair: PairPredictions) -> Literal["input", "compute"] | None:
+    """Input-bound when the pair waited for crops longer than its forward passes took."""
+    if pair.wait_seconds is None or pair.forward_seconds is None:
+        return None
+    return "input" if pair.wait_seconds > pair.forward_seconds else "compute"
 
 
 def _figures(pair: PairPredictions, num_images: int,

@@ -93,6 +93,10 @@ class ScoreRow(Record):
     # 95% paired-bootstrap interval of rank1 (runner.score.stats.rank_intervals)
     rank1_low: int | None = None
     rank1_high: int | None = None
+    # After those, for the same reason. input: the pair waited for its crops longer than it
+    # spent in forward passes (decoding did not keep up); compute: the other way round; None
+    # where the files do not record it
+    bound: Literal["input", "compute"] | None = None
 
     @property
     def pair_name(self) -> str:
