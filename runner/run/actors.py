@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from runner.data.decode import load_crops
 from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
-from runner.frameworks import forward
+from runner.frameworks import forward, release_device_memory
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
@@ -34,6 +34,8 @@ from runner.predictions import (
     top_k,
     write_shard,
 )
+from runner.run.devices import DeviceKey
+from runner.run.faults import PairError, classify_error, error_line
 from runner.run.nvidia import nvidia_versions, require_gpu_in_use
 from runner.sanity import run_check
 
@@ -49,6 +51,25 @@ class ShardResult:
     errors: int
     seconds: float
     path: str
+    forward_batch: int  # images per forward pass that worked (less than asked after out-of-memory)
+    retries: tuple[str, ...] = ()  # one line per out-of-memory retry, for the driver's log
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """What the driver has learnt about the pair so far, for the shard's forward passes and its
+    provenance."""
+
+    forward_batch: int  # the largest batch known to fit (the configured one until it did not)
+    device_retries: int = 0  # times the pair restarted away from a faulty device before this shard
+
+
+@dataclass
+class _Forward:
+    """The forward passes of one shard: the batch that worked and the retries that found it."""
+
+    batch: int
+    retries: list[str] = field(default_factory=list)
 
 
 class ShardPredictor:
@@ -63,11 +84,9 @@ class ShardPredictor:
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
         require_gpu_in_use(job.key, placement["gpu_ids"], versions, self.adapter.provenance()["device"])
-        run_check(
-            job.sanity, job.key,
-            lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
-            self.recipe, job.folder,
-        )
+        self.forward_batch = job.forward_batch  # halved on out-of-memory, kept for later shards
+        run_check(job.sanity, job.key, lambda images: self._forward(images, _Forward(self.forward_batch)),
+                  self.recipe, job.folder)
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
             "hostname": socket.gethostname(),
@@ -78,40 +97,66 @@ class ShardPredictor:
             "load_seconds": load_seconds,
         }
 
-    def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
+    def run(self, shard: Shard, records: list[ImageRecord], crops: Crops,
+            settings: ShardSettings) -> ShardResult:
         """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
         images, report = crops
         errors = report["errors"]
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
+        passes = _Forward(min(self.forward_batch, settings.forward_batch))
         started = time.perf_counter()
-        (classes, probs), subset_top = self._top_k(images)
+        (classes, probs), subset_top = self._top_k(images, passes)
         seconds = time.perf_counter() - started
         decode = {k: report[k] for k in ("decode_id", "decoded_by", "decode_seconds")}
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
-            self._provenance(shard, seconds, decode), subset_top,
+            self._provenance(shard, seconds, decode, passes, settings), subset_top,
         )
         path = self.job.shard_file(shard.index)
         write_shard(table, path)
         self.shards_done += 1
         failed = len(errors) - len(images)
-        return ShardResult(shard.index, len(records), failed, seconds, str(path))
+        return ShardResult(shard.index, len(records), failed, seconds, str(path), passes.batch,
+                           tuple(passes.retries))
 
-    def _top_k(self, images: np.ndarray):
+    def _top_k(self, images: np.ndarray, passes: _Forward):
         """The top-5 (classes, probabilities), and the same over the dataset's class subset
         (None for a dataset without one)."""
         subset = self.job.dataset.get("subset")
         probs = np.zeros((0, 1000), np.float32)
         if len(images):
-            probs = forward(self.adapter, images, self.job.forward_batch, self.job.forward_threads)
+            probs = self._forward(images, passes)
         if probs.shape != (len(images), 1000):
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs), subset_top_k(probs, subset) if subset else None
 
-    def _provenance(self, shard: Shard, seconds: float, decode: dict) -> Provenance:
+    def _forward(self, images: np.ndarray, passes: _Forward) -> np.ndarray:
+        """forward(), retried with half the batch while the device runs out of memory; at one
+        image, device memory is first freed and the pass retried once. The batch that worked
+        stays for this actor's later shards (and the driver passes it to the pair's replicas)."""
+        freed = False
+        while True:
+            try:
+                probs = forward(self.adapter, images, passes.batch, self.job.forward_threads)
+                self.forward_batch = passes.batch
+                return probs
+            except Exception as exc:
+                if classify_error(exc) != "out_of_memory" or freed:
+                    raise
+                if passes.batch == 1:
+                    freed = True
+                    release_device_memory()
+                smaller = max(1, passes.batch // 2)
+                passes.retries.append(f"{self.job.key}: out of device memory at batch {passes.batch} "
+                                      f"({error_line(exc)}); retrying at batch {smaller}"
+                                      + (" after freeing device memory" if freed else ""))
+                passes.batch = smaller
+
+    def _provenance(self, shard: Shard, seconds: float, decode: dict, passes: _Forward,
+                    settings: ShardSettings) -> Provenance:
         job = self.job
         return Provenance(
             schema_version=SCHEMA_VERSION,
@@ -125,7 +170,9 @@ class ShardPredictor:
             protocol=job.protocol,
             recipe=self.recipe.model_dump(mode="json"),
             batch_mode=job.batch_mode,
-            forward_batch=job.forward_batch,
+            forward_batch=passes.batch,  # the pair key keeps the configured one
+            oom_retries=len(passes.retries),
+            device_retries=settings.device_retries,
             forward_threads=job.forward_threads,
             dataset=job.dataset,
             shard=asdict(shard),
@@ -157,29 +204,46 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
     os._exit(17)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where an actor landed, and whether it can work there: ready()'s answer."""
+
+    node_id: str
+    hostname: str
+    gpu_ids: tuple[str, ...]
+    excluded: bool = False  # on a device excluded after a fault: it loaded nothing
+    error: PairError | None = None  # the load failed
+
+
 @ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
 class PairActor:
-    """One replica of a (model, framework). A load failure is reported by ready(), not raised,
-    so the driver can fail this pair alone with a clear message."""
+    """One replica of a (model, framework). Failures cross Ray as typed values (`PairError`),
+    not exceptions: ready() reports a load failure, and infer() returns the error of a shard
+    (classified: out of memory, device fault, model error), or the stored load failure when Ray
+    restarted this actor and the load failed that time, so the driver acts on the kind."""
 
-    def __init__(self, job: PairJob):
-        self.error: str | None = None
+    def __init__(self, job: PairJob, excluded: frozenset[DeviceKey] = frozenset()):
         self.decode_threads = job.decode_threads
         context = ray.get_runtime_context()
-        placement = {
-            "node_id": context.get_node_id(),
-            "gpu_ids": [str(i) for i in context.get_accelerator_ids().get("GPU", [])],
-        }
+        node_id = context.get_node_id()
+        gpu_ids = tuple(str(i) for i in context.get_accelerator_ids().get("GPU", []))
+        place = {"node_id": node_id, "hostname": socket.gethostname(), "gpu_ids": gpu_ids}
+        self.placement = Placement(**place, excluded=_is_excluded(node_id, gpu_ids, excluded))
+        if self.placement.excluded:
+            return
         try:
-            self.predictor = ShardPredictor(job, placement)
+            self.predictor = ShardPredictor(job, {"node_id": node_id, "gpu_ids": list(gpu_ids)})
         except UserError as exc:
-            self.error = str(exc)
+            self.placement = Placement(**place, error=PairError("load_error", str(exc), **place))
         except Exception as exc:
             traceback.print_exc()
-            self.error = f"{job.key} failed to load: {type(exc).__name__}: {exc}"
+            kind = classify_error(exc)
+            message = f"{job.key} failed to load: {error_line(exc)}"
+            kind = "load_error" if kind == "model_error" else kind
+            self.placement = Placement(**place, error=PairError(kind, message, **place))
 
-    def ready(self) -> str | None:
-        return self.error
+    def ready(self) -> Placement:
+        return self.placement
 
     # Two return objects: the driver checks the small one (the report) without fetching the crops.
     @ray.method(concurrency_group="decode", num_returns=2)
@@ -187,6 +251,17 @@ class PairActor:
         return load_crops(records, recipe, self.decode_threads)
 
     @ray.method(concurrency_group="infer")
-    def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
-              report: dict) -> ShardResult:
-        return self.predictor.run(shard, records, (images, report))
+    def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray, report: dict,
+              settings: ShardSettings) -> ShardResult | PairError:
+        place = {k: getattr(self.placement, k) for k in ("node_id", "hostname", "gpu_ids")}
+        if self.placement.error is not None or self.placement.excluded:
+            return self.placement.error or PairError("device_fault", "placed on an excluded device", **place)
+        try:
+            return self.predictor.run(shard, records, (images, report), settings)
+        except Exception as exc:
+            traceback.print_exc()
+            return PairError(classify_error(exc), error_line(exc), **place)
+
+
+def _is_excluded(node_id: str, gpu_ids: tuple[str, ...], excluded: frozenset[DeviceKey]) -> bool:
+    return (node_id, None) in excluded or any((node_id, gpu) in excluded for gpu in gpu_ids)

@@ -17,8 +17,10 @@ from runner.plan import calibration
 from runner.plan.pairs import PairPlan, plan_run
 from runner.plan.schedule import Scheduler, lower_bound, simulate
 from runner.run.actors import FAULT_VARIABLES
+from runner.run.devices import DeviceLog
 from runner.run.execute import Execution
 from runner.run.progress import RunProgress
+from runner.run.shared import require_shared_folders
 
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
 
@@ -36,6 +38,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         return RunOutcome(out=cfg.out)
     owns_ray = _connect(cfg)
     try:
+        require_shared_folders(cfg, dataset)
         resources = _actor_resources(cfg)
         slots = _slots(cfg, resources)
         resumed = sum(plan.done for plan in plans)  # also of models with nothing left to do
@@ -46,12 +49,18 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
         options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
         totals = {p.job.key: sum(s.size for s in p.todo) for p in plans}
+        devices = DeviceLog(plans[0].job.out, plans[0].job.run_id, cfg.device_retries)
+        nodes = _alive_nodes()
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
-            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()
+            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress, devices).run()
         console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
                       f"(plan estimate {_duration(estimate)})")
         _record_throughput(console, cfg, plans)
+        for node_id, hostname in nodes.items() - _alive_nodes().items():
+            devices.node_lost(node_id, hostname)
+        for line in devices.summary():
+            console.print(f"[yellow]{line}[/]", highlight=False)
         for key, reason in failed.items():
             console.print(f"[red]failed[/] {key}: {reason}", highlight=False)
         return RunOutcome(out=cfg.out, failed=failed)
@@ -73,6 +82,11 @@ def _connect(cfg: RunConfig) -> bool:
         ray.init(address="local", num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus,
                  logging_level="ERROR", include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
+
+
+def _alive_nodes() -> dict[str, str]:
+    """The cluster's live nodes: id -> address."""
+    return {node["NodeID"]: node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
 
 
 def _actor_resources(cfg: RunConfig) -> dict:

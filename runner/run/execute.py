@@ -10,8 +10,12 @@
   (`decode_cache_gb`) holds them (`CropCache`). Decoding runs in each actor's `decode` group,
   beside `infer`, and a replica keeps WINDOW shards assigned, so the next shard decodes while
   one infers.
-- Failures: a pair whose model cannot load, or whose actor keeps dying, fails alone; a decode
-  lost with its actor is redone elsewhere.
+- Failures (runner/run/faults.py names their kinds): a pair whose model cannot load, whose
+  model errs, or whose actor keeps dying, fails alone. A device fault restarts the pair's replica
+  away from that device (`DeviceLog` excludes it; an actor that lands there anyway holds it
+  unused), up to `device_retries` times. Out-of-memory is retried inside the actor at half the
+  batch; the batch that worked goes to the pair's later shards. A decode lost with its actor (or
+  its node) is redone elsewhere, and so are crops lost before a replica read them.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from runner.data.records import DatasetIndex, Shard
 from runner.plan.pairs import PairPlan
 from runner.plan.schedule import Scheduler
 from runner.predictions import clear_failure, record_failure
-from runner.run.actors import PairActor
+from runner.run.actors import PairActor, Placement, ShardResult, ShardSettings
 from runner.run.crops import CropCache, CropEntry, CropKey
+from runner.run.devices import DeviceLog
+from runner.run.faults import ErrorKind, PairError
 from runner.run.progress import RunProgress
 from runner.run.replicas import Fleet
 
@@ -43,9 +49,10 @@ class Call:
 
 class Execution:
     def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict, slots: int, scheduler: Scheduler, progress: RunProgress):
+                 actor_options: dict, slots: int, scheduler: Scheduler, progress: RunProgress,
+                 devices: DeviceLog):
         self.cfg, self.actor_options = cfg, actor_options
-        self.scheduler, self.progress = scheduler, progress
+        self.scheduler, self.progress, self.devices = scheduler, progress, devices
         self.fleet = Fleet(plans, slots, cfg.share_decoding)
         self.crops = CropCache(int(cfg.decode_cache_gb * 2**30), dataset.shard_records)
         self.calls: dict[object, Call] = {}  # object reference -> its call
@@ -59,11 +66,15 @@ class Execution:
             for ref in ready:
                 if (call := self.calls.pop(ref, None)) is not None:
                     call.on_done(*call.args, ref)
+        for key in self.fleet.unfinished():  # every slot left holds an excluded device
+            self._fail(key, f"no healthy device left to run on ({len(self.fleet.holders)} excluded)",
+                       "device_fault")
         return self.failed
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = PairActor.options(**self.actor_options).remote(self.fleet.pairs[key].job)
+            job = self.fleet.pairs[key].job
+            actor = PairActor.options(**self.actor_options).remote(job, self.devices.excluded)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
@@ -72,20 +83,28 @@ class Execution:
     def _on_ready(self, replica_id: int, ref) -> None:
         if (replica := self.fleet.replicas.get(replica_id)) is None:
             return
-        if error := _get_error(ref):
-            self._fail(replica.key, error)
+        placement = _get(ref)
+        if isinstance(placement, str):
+            self._fail(replica.key, placement, "actor_died")
+            return
+        assert isinstance(placement, Placement)
+        if placement.excluded:
+            self.fleet.hold(replica_id)
+            self.scheduler.stopped(replica.key)
+            self._fill_slots()
+            return
+        if placement.error is not None:
+            self._on_error(replica_id, placement.error)
             return
         if self.fleet.mark_ready(replica_id):
             self.progress.started(replica.key)
         self._top_up(replica_id)
 
     def _on_decoded(self, crop_key: CropKey, decoder_id: int, ref) -> None:
-        if self.fleet.decode_finished(decoder_id):
+        if decoder_id in self.fleet.replicas and self.fleet.decode_finished(decoder_id):
             self._retire(decoder_id)
-        if _get_error(ref):  # the decoding actor died or was stopped: decode elsewhere
-            for replica_id, shard in self.crops.lost(crop_key):
-                if replica_id in self.fleet.replicas:
-                    self._need_crops(replica_id, shard)
+        if isinstance(_get(ref), str):  # the decoding actor died or was stopped: decode elsewhere
+            self._decode_again(crop_key)
             return
         entry, waiters = self.crops.decoded(crop_key)
         for replica_id, shard in waiters:
@@ -95,11 +114,23 @@ class Execution:
     def _on_inferred(self, replica_id: int, shard: Shard, ref) -> None:
         if (replica := self.fleet.replicas.get(replica_id)) is None:
             return
+        crop_key = self.fleet.crop_key(replica_id, shard)
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayError as exc:
-            self._fail(replica.key, _first_line(exc))
+        except ray.exceptions.ObjectLostError:  # the crops went with their node: decode again
+            if (entry := self.crops.get(crop_key)) is not None and entry.ready:
+                self._decode_again(crop_key, [(replica_id, shard)])
+            else:  # already being decoded again for another replica
+                self._need_crops(replica_id, shard)
             return
+        except ray.exceptions.RayError as exc:
+            self._fail(replica.key, _first_line(exc), "actor_died")
+            return
+        if isinstance(result, PairError):
+            self._on_error(replica_id, result)
+            return
+        assert isinstance(result, ShardResult)
+        self._learn_batch(replica.key, result)
         replica.assigned.remove(shard)
         self.crops.release(self.fleet.crop_key(replica_id, shard), replica.key)
         self.scheduler.measured(replica.key, result.seconds)
@@ -130,10 +161,45 @@ class Execution:
         self.crops.add(crop_key, images, report, size, *self.fleet.sharers(*crop_key))
         self.calls[report] = Call(self._on_decoded, (crop_key, decoder_id))
 
+    def _decode_again(self, crop_key: CropKey, also: list | None = None) -> None:
+        """Crops lost (their decoder died, or their node): forget them; who waited asks again."""
+        for replica_id, shard in self.crops.lost(crop_key) + (also or []):
+            if replica_id in self.fleet.replicas:
+                self._need_crops(replica_id, shard)
+
     def _submit_infer(self, replica_id: int, shard: Shard, entry: CropEntry) -> None:
-        actor = self.fleet.replicas[replica_id].actor
-        ref = actor.infer.remote(shard, self.crops.records(shard), entry.images, entry.report)
+        replica = self.fleet.replicas[replica_id]
+        settings = ShardSettings(self.fleet.pairs[replica.key].forward_batch,
+                                 self.devices.retries.get(replica.key, 0))
+        ref = replica.actor.infer.remote(shard, self.crops.records(shard), entry.images,
+                                         entry.report, settings)
         self.calls[ref] = Call(self._on_inferred, (replica_id, shard), replica_id)
+
+    # ---- faults ----
+    def _on_error(self, replica_id: int, error: PairError) -> None:
+        """A typed failure of a replica: restart away from a faulty device while retries last,
+        else fail the pair with the error's line and kind."""
+        key = self.fleet.replicas[replica_id].key
+        if error.kind != "device_fault" or (retry := self.devices.fault(key, error)) is None:
+            self._fail(key, error.message, error.kind)
+            return
+        replica = self.fleet.remove(replica_id)
+        self.scheduler.give_back(key, len(replica.assigned))
+        self.scheduler.stopped(key)
+        self.calls = {ref: call for ref, call in self.calls.items() if call.replica != replica_id}
+        self.crops.drop_waiters({replica_id})
+        ray.kill(replica.actor)
+        self.progress.console.print(
+            f"[yellow]device fault[/] on {error.device}: {error.message}; {key} restarts away from "
+            f"it (retry {retry} of {self.devices.max_retries})", highlight=False)
+        self._fill_slots()
+
+    def _learn_batch(self, key: str, result: ShardResult) -> None:
+        """Out-of-memory retries in the actor: log each, and keep the batch that worked."""
+        for line in result.retries:
+            self.progress.console.print(f"[yellow]out of memory[/] {line}", highlight=False)
+        pair = self.fleet.pairs[key]
+        pair.forward_batch = min(pair.forward_batch, result.forward_batch)
 
     def _retire(self, replica_id: int) -> None:
         """Stop a replica with nothing left to do, once it has no decodes out for others."""
@@ -148,12 +214,12 @@ class Execution:
             self.progress.finished(replica.key, "[green]done[/]")
         self._fill_slots()
 
-    def _fail(self, key: str, reason: str) -> None:
+    def _fail(self, key: str, reason: str, kind: ErrorKind) -> None:
         if self.fleet.pairs[key].failed:
             return
         self.failed[key] = reason
         job = self.fleet.pairs[key].job
-        record_failure(job.out, job, reason)
+        record_failure(job.out, job, reason, kind)
         self.scheduler.cancel(key)
         replicas = self.fleet.fail(key)
         self.calls = {ref: call for ref, call in self.calls.items() if call.replica not in replicas}
@@ -163,13 +229,12 @@ class Execution:
         self.progress.finished(key, "[red]failed[/]")
 
 
-def _get_error(ref) -> str | None:
-    """ready() returns an error or None; a decode's small return is a dict. Either may raise."""
+def _get(ref) -> object:
+    """A call's value, or the line of the Ray error it raised (its actor died or was stopped)."""
     try:
-        value = ray.get(ref)
+        return ray.get(ref)
     except ray.exceptions.RayError as exc:
         return _first_line(exc)
-    return value if isinstance(value, str) else None
 
 
 def _first_line(exc: Exception) -> str:
