@@ -20,44 +20,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import ray
 
-from runner.config import RunConfig
-from runner.data.records import DatasetIndex, Shard
-from runner.plan.pairs import PairPlan
-from runner.plan.schedule import Scheduler
-from runner.predictions import clear_failure, record_failure
-from runner.run.actors import PairActor, Placement, ShardResult, ShardSettings
-from runner.run.crops import CropCache, CropEntry, CropKey
-from runner.run.devices import DeviceLog
-from runner.run.faults import ErrorKind, PairError
-from runner.run.progress import RunProgress
-from runner.run.replicas import Fleet
+from runner.data.records import Shard
+from runner.run.actors import Placement, ShardResult
+from runner.run.crops import CropKey
+from runner.run.dispatch import Dispatch
+from runner.run.faults import PairError
 
 
-@dataclass(frozen=True)
-class Call:
-    """A Ray call in flight: what to do with its result."""
-
-    on_done: Callable[..., None]  # called with *args and the reference
-    args: tuple
-    replica: int | None = None  # the replica whose pair's failure makes the result moot
-
-
-class Execution:
-    def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict, slots: int, scheduler: Scheduler, progress: RunProgress,
-                 devices: DeviceLog):
-        self.cfg, self.actor_options = cfg, actor_options
-        self.scheduler, self.progress, self.devices = scheduler, progress, devices
-        self.fleet = Fleet(plans, slots, cfg.share_decoding)
-        self.crops = CropCache(int(cfg.decode_cache_gb * 2**30), dataset.shard_records)
-        self.calls: dict[object, Call] = {}  # object reference -> its call
-        self.failed: dict[str, str] = {}
-
+class Execution(Dispatch):
     def run(self) -> dict[str, str]:
         """Run every pair to its end; the pairs that failed, with the reason."""
         self._fill_slots()
@@ -69,15 +41,9 @@ class Execution:
         for key in self.fleet.unfinished():  # every slot left holds an excluded device
             self._fail(key, f"no healthy device left to run on ({len(self.fleet.holders)} excluded)",
                        "device_fault")
+        for actor in self.fleet.holders:
+            ray.kill(actor)
         return self.failed
-
-    def _fill_slots(self) -> None:
-        while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            job = self.fleet.pairs[key].job
-            actor = PairActor.options(**self.actor_options).remote(job, self.devices.excluded)
-            replica_id = self.fleet.add(key, actor)
-            self.scheduler.started(key)
-            self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
 
     # ---- events ----
     def _on_ready(self, replica_id: int, ref) -> None:
@@ -132,48 +98,10 @@ class Execution:
         assert isinstance(result, ShardResult)
         self._learn_batch(replica.key, result)
         replica.assigned.remove(shard)
-        self.crops.release(self.fleet.crop_key(replica_id, shard), replica.key)
+        self.crops.release(crop_key, replica.key)
         self.scheduler.measured(replica.key, result.seconds)
         self.progress.advance(replica.key, result.images)
         self._top_up(replica_id)
-
-    # ---- work ----
-    def _top_up(self, replica_id: int) -> None:
-        key = self.fleet.replicas[replica_id].key
-        while self.fleet.has_room(replica_id) and self.scheduler.take_shard(key):
-            self._need_crops(replica_id, self.fleet.assign(replica_id))
-        if not self.fleet.replicas[replica_id].assigned:
-            self._retire(replica_id)
-
-    def _need_crops(self, replica_id: int, shard: Shard) -> None:
-        key, crop_key = self.fleet.replicas[replica_id].key, self.fleet.crop_key(replica_id, shard)
-        if self.crops.get(crop_key) is None:
-            self._decode(crop_key, replica_id, shard)
-        if (entry := self.crops.want(crop_key, key, (replica_id, shard))) is not None:
-            self._submit_infer(replica_id, shard, entry)
-
-    def _decode(self, crop_key: CropKey, requester: int, shard: Shard) -> None:
-        recipe = self.fleet.pairs[self.fleet.replicas[requester].key].recipe
-        decoder_id = self.fleet.start_decode(crop_key[0], requester)
-        records = self.crops.records(shard)
-        images, report = self.fleet.replicas[decoder_id].actor.decode.remote(recipe, records)
-        size = len(records) * recipe.output_size ** 2 * 3
-        self.crops.add(crop_key, images, report, size, *self.fleet.sharers(*crop_key))
-        self.calls[report] = Call(self._on_decoded, (crop_key, decoder_id))
-
-    def _decode_again(self, crop_key: CropKey, also: list | None = None) -> None:
-        """Crops lost (their decoder died, or their node): forget them; who waited asks again."""
-        for replica_id, shard in self.crops.lost(crop_key) + (also or []):
-            if replica_id in self.fleet.replicas:
-                self._need_crops(replica_id, shard)
-
-    def _submit_infer(self, replica_id: int, shard: Shard, entry: CropEntry) -> None:
-        replica = self.fleet.replicas[replica_id]
-        settings = ShardSettings(self.fleet.pairs[replica.key].forward_batch,
-                                 self.devices.retries.get(replica.key, 0))
-        ref = replica.actor.infer.remote(shard, self.crops.records(shard), entry.images,
-                                         entry.report, settings)
-        self.calls[ref] = Call(self._on_inferred, (replica_id, shard), replica_id)
 
     # ---- faults ----
     def _on_error(self, replica_id: int, error: PairError) -> None:
@@ -183,16 +111,7 @@ class Execution:
         if error.kind != "device_fault" or (retry := self.devices.fault(key, error)) is None:
             self._fail(key, error.message, error.kind)
             return
-        replica = self.fleet.remove(replica_id)
-        self.scheduler.give_back(key, len(replica.assigned))
-        self.scheduler.stopped(key)
-        self.calls = {ref: call for ref, call in self.calls.items() if call.replica != replica_id}
-        self.crops.drop_waiters({replica_id})
-        ray.kill(replica.actor)
-        self.progress.console.print(
-            f"[yellow]device fault[/] on {error.device}: {error.message}; {key} restarts away from "
-            f"it (retry {retry} of {self.devices.max_retries})", highlight=False)
-        self._fill_slots()
+        self._restart_away(replica_id, error, retry)
 
     def _learn_batch(self, key: str, result: ShardResult) -> None:
         """Out-of-memory retries in the actor: log each, and keep the batch that worked."""
@@ -200,33 +119,6 @@ class Execution:
             self.progress.console.print(f"[yellow]out of memory[/] {line}", highlight=False)
         pair = self.fleet.pairs[key]
         pair.forward_batch = min(pair.forward_batch, result.forward_batch)
-
-    def _retire(self, replica_id: int) -> None:
-        """Stop a replica with nothing left to do, once it has no decodes out for others."""
-        replica = self.fleet.retire(replica_id)
-        if replica is None:
-            return
-        ray.kill(replica.actor)
-        self.scheduler.stopped(replica.key)
-        if self.fleet.done(replica.key):
-            job = self.fleet.pairs[replica.key].job
-            clear_failure(job.out, job)
-            self.progress.finished(replica.key, "[green]done[/]")
-        self._fill_slots()
-
-    def _fail(self, key: str, reason: str, kind: ErrorKind) -> None:
-        if self.fleet.pairs[key].failed:
-            return
-        self.failed[key] = reason
-        job = self.fleet.pairs[key].job
-        record_failure(job.out, job, reason, kind)
-        self.scheduler.cancel(key)
-        replicas = self.fleet.fail(key)
-        self.calls = {ref: call for ref, call in self.calls.items() if call.replica not in replicas}
-        self.crops.drop_pair(key, replicas)
-        for replica_id in replicas:
-            self._retire(replica_id)
-        self.progress.finished(key, "[red]failed[/]")
 
 
 def _get(ref) -> object:

@@ -54,3 +54,11 @@ def fails_second_load():
     if count >= 1:
         raise RuntimeError("checkpoint /local/ckpt.pt vanished")
     return _Tiny(lambda x: None)
+
+
+def slow():
+    """No fault: a quarter of a second per forward pass, so that a run lasts long enough to lose
+    a node in the middle of it."""
+    import time
+
+    return _Tiny(lambda x: time.sleep(0.25))
