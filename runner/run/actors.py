@@ -13,7 +13,7 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from runner.predictions import (
     write_shard,
 )
 from runner.run.devices import DeviceKey
-from runner.run.faults import PairError, classify_error, error_line
+from runner.run.faults import ErrorKind, PairError, classify_error, error_line
 from runner.run.nvidia import nvidia_versions, require_gpu_in_use
 from runner.sanity import run_check
 
@@ -214,6 +214,14 @@ class Placement:
     excluded: bool = False  # on a device excluded after a fault: it loaded nothing
     error: PairError | None = None  # the load failed
 
+    def on(self, excluded: frozenset[DeviceKey]) -> bool:
+        """On one of these devices (or on a node excluded whole)."""
+        devices = [(self.node_id, None), *((self.node_id, gpu) for gpu in self.gpu_ids)]
+        return any(device in excluded for device in devices)
+
+    def error_of(self, kind: ErrorKind, message: str) -> PairError:
+        return PairError(kind, message, self.node_id, self.hostname, self.gpu_ids)
+
 
 @ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
 class PairActor:
@@ -225,22 +233,22 @@ class PairActor:
     def __init__(self, job: PairJob, excluded: frozenset[DeviceKey] = frozenset()):
         self.decode_threads = job.decode_threads
         context = ray.get_runtime_context()
-        node_id = context.get_node_id()
         gpu_ids = tuple(str(i) for i in context.get_accelerator_ids().get("GPU", []))
-        place = {"node_id": node_id, "hostname": socket.gethostname(), "gpu_ids": gpu_ids}
-        self.placement = Placement(**place, excluded=_is_excluded(node_id, gpu_ids, excluded))
-        if self.placement.excluded:
+        self.placement = Placement(context.get_node_id(), socket.gethostname(), gpu_ids)
+        if self.placement.on(excluded):
+            self.placement = replace(self.placement, excluded=True)
             return
         try:
-            self.predictor = ShardPredictor(job, {"node_id": node_id, "gpu_ids": list(gpu_ids)})
+            self.predictor = ShardPredictor(job, {"node_id": self.placement.node_id,
+                                                  "gpu_ids": list(gpu_ids)})
         except UserError as exc:
-            self.placement = Placement(**place, error=PairError("load_error", str(exc), **place))
+            self.placement = replace(self.placement, error=self.placement.error_of("load_error", str(exc)))
         except Exception as exc:
             traceback.print_exc()
             kind = classify_error(exc)
-            message = f"{job.key} failed to load: {error_line(exc)}"
-            kind = "load_error" if kind == "model_error" else kind
-            self.placement = Placement(**place, error=PairError(kind, message, **place))
+            error = self.placement.error_of("load_error" if kind == "model_error" else kind,
+                                            f"{job.key} failed to load: {error_line(exc)}")
+            self.placement = replace(self.placement, error=error)
 
     def ready(self) -> Placement:
         return self.placement
@@ -253,15 +261,11 @@ class PairActor:
     @ray.method(concurrency_group="infer")
     def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray, report: dict,
               settings: ShardSettings) -> ShardResult | PairError:
-        place = {k: getattr(self.placement, k) for k in ("node_id", "hostname", "gpu_ids")}
         if self.placement.error is not None or self.placement.excluded:
-            return self.placement.error or PairError("device_fault", "placed on an excluded device", **place)
+            return self.placement.error or self.placement.error_of("device_fault", "on an excluded device")
         try:
             return self.predictor.run(shard, records, (images, report), settings)
         except Exception as exc:
             traceback.print_exc()
-            return PairError(classify_error(exc), error_line(exc), **place)
+            return self.placement.error_of(classify_error(exc), error_line(exc))
 
-
-def _is_excluded(node_id: str, gpu_ids: tuple[str, ...], excluded: frozenset[DeviceKey]) -> bool:
-    return (node_id, None) in excluded or any((node_id, gpu) in excluded for gpu in gpu_ids)
