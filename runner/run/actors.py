@@ -13,14 +13,14 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import ray
 
 from runner import __version__
-from runner.data.decode import load_crops
+from runner.data.decode import DecodeReport, load_crops
 from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
@@ -28,7 +28,9 @@ from runner.frameworks import forward, release_device_memory
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
+    DecodeRecord,
     Provenance,
+    ShardRecord,
     predictions_table,
     subset_top_k,
     top_k,
@@ -41,7 +43,7 @@ from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.
-Crops = tuple[np.ndarray, dict]
+Crops = tuple[np.ndarray, DecodeReport]
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,9 @@ class ShardPredictor:
                                     job.backend)
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
-        require_gpu_in_use(job.key, placement["gpu_ids"], versions, self.adapter.provenance()["device"])
+        require_gpu_in_use(job.name, placement["gpu_ids"], versions, self.adapter.provenance().device)
         self.forward_batch = job.forward_batch  # halved on out-of-memory, kept for later shards
-        run_check(job.sanity, job.key, lambda images: self._forward(images, _Forward(self.forward_batch)),
+        run_check(job.sanity, job.name, lambda images: self._forward(images, _Forward(self.forward_batch)),
                   self.recipe, job.folder)
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.context = {
@@ -102,14 +104,15 @@ class ShardPredictor:
         """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
         images, report = crops
-        errors = report["errors"]
+        errors = report.errors
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
         passes = _Forward(min(self.forward_batch, settings.forward_batch))
         started = time.perf_counter()
         (classes, probs), subset_top = self._top_k(images, passes)
         seconds = time.perf_counter() - started
-        decode = {k: report[k] for k in ("decode_id", "decoded_by", "decode_seconds")}
+        decode = DecodeRecord(decode_id=report.decode_id, decoded_by=report.decoded_by,
+                              decode_seconds=report.decode_seconds)
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
@@ -125,7 +128,7 @@ class ShardPredictor:
     def _top_k(self, images: np.ndarray, passes: _Forward):
         """The top-5 (classes, probabilities), and the same over the dataset's class subset
         (None for a dataset without one)."""
-        subset = self.job.dataset.get("subset")
+        subset = self.job.dataset.subset
         probs = np.zeros((0, 1000), np.float32)
         if len(images):
             probs = self._forward(images, passes)
@@ -150,12 +153,12 @@ class ShardPredictor:
                     freed = True
                     release_device_memory()
                 smaller = max(1, passes.batch // 2)
-                passes.retries.append(f"{self.job.key}: out of device memory at batch {passes.batch} "
+                passes.retries.append(f"{self.job.name}: out of device memory at batch {passes.batch} "
                                       f"({error_line(exc)}); retrying at batch {smaller}"
                                       + (" after freeing device memory" if freed else ""))
                 passes.batch = smaller
 
-    def _provenance(self, shard: Shard, seconds: float, decode: dict, passes: _Forward,
+    def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord, passes: _Forward,
                     settings: ShardSettings) -> Provenance:
         job = self.job
         return Provenance(
@@ -175,14 +178,14 @@ class ShardPredictor:
             device_retries=settings.device_retries,
             forward_threads=job.forward_threads,
             dataset=job.dataset,
-            shard=asdict(shard),
+            shard=ShardRecord(index=shard.index, start=shard.start, stop=shard.stop),
             shard_seconds=round(seconds, 4),
             written_at=time.time(),
             images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
             decode=decode,
             # the adapters record the backend and precision they set; PyTorch has no backend
             **{"backend": job.backend, "precision": job.precision, **self.context,
-               **self.adapter.provenance()},
+               **self.adapter.provenance().entries()},
         )
 
 
@@ -197,7 +200,7 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
     after, folder = (os.environ.get(name) for name in FAULT_VARIABLES)
     if after is None or folder is None or shards_done != int(after):
         return
-    marker = Path(folder) / f"{job.key.replace('/', '-')}.crashed"
+    marker = Path(folder) / f"{job.name.replace('/', '-')}.crashed"
     if marker.exists():
         return
     marker.write_text(f"pid {os.getpid()} died in shard {shards_done + 1}\n")
@@ -223,7 +226,9 @@ class Placement:
         return PairError(kind, message, self.node_id, self.hostname, self.gpu_ids)
 
 
-@ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
+# Ray's type hints lack concurrency_groups (which it documents and honours)
+@ray.remote(max_restarts=3, max_task_retries=3,  # type: ignore[call-overload]
+            concurrency_groups={"decode": 1, "infer": 1})
 class PairActor:
     """One replica of a (model, framework). Failures cross Ray as typed values (`PairError`),
     not exceptions: ready() reports a load failure, and infer() returns the error of a shard
@@ -247,7 +252,7 @@ class PairActor:
             traceback.print_exc()
             kind = classify_error(exc)
             error = self.placement.error_of("load_error" if kind == "model_error" else kind,
-                                            f"{job.key} failed to load: {error_line(exc)}")
+                                            f"{job.name} failed to load: {error_line(exc)}")
             self.placement = replace(self.placement, error=error)
 
     def ready(self) -> Placement:
@@ -259,8 +264,8 @@ class PairActor:
         return load_crops(records, recipe, self.decode_threads)
 
     @ray.method(concurrency_group="infer")
-    def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray, report: dict,
-              settings: ShardSettings) -> ShardResult | PairError:
+    def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
+              report: DecodeReport, settings: ShardSettings) -> ShardResult | PairError:
         if self.placement.error is not None or self.placement.excluded:
             return self.placement.error or self.placement.error_of("device_fault", "on an excluded device")
         try:

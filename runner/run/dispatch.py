@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
 from runner.config import RunConfig
 from runner.data.records import DatasetIndex, Shard
-from runner.plan.pairs import PairPlan
+from runner.plan.pairs import PairJob, PairPlan
 from runner.plan.schedule import Scheduler
 from runner.predictions import clear_failure, record_failure
 from runner.run.actors import PairActor, ShardSettings
 from runner.run.crops import CropCache, CropEntry, CropKey
-from runner.run.devices import DeviceLog
+from runner.run.devices import DeviceKey, DeviceLog
 from runner.run.faults import ErrorKind, PairError
 from runner.run.progress import RunProgress
 from runner.run.replicas import Fleet
@@ -49,8 +50,7 @@ class Dispatch:
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            job = self.fleet.pairs[key].job
-            actor = PairActor.options(**self.actor_options).remote(job, self.devices.excluded)
+            actor = _start_actor(self.actor_options, self.fleet.pairs[key].job, self.devices.excluded)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
@@ -135,3 +135,8 @@ class Dispatch:
         for replica_id in replicas:
             self._retire(replica_id)
         self.progress.finished(key, "[red]failed[/]")
+
+
+def _start_actor(options: dict, job: PairJob, excluded: frozenset[DeviceKey]) -> Any:
+    # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
+    return PairActor.options(**options).remote(job, excluded)  # type: ignore[attr-defined]

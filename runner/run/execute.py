@@ -90,7 +90,7 @@ class Execution(Dispatch):
                 self._need_crops(replica_id, shard)
             return
         except ray.exceptions.RayError as exc:
-            self._fail(replica.key, _first_line(exc), "actor_died")
+            self._fail(replica.key, _last_line(exc), "actor_died")
             return
         if isinstance(result, PairError):
             self._on_error(replica_id, result)
@@ -126,9 +126,10 @@ def _get(ref) -> object:
     try:
         return ray.get(ref)
     except ray.exceptions.RayError as exc:
-        return _first_line(exc)
+        return _last_line(exc)
 
 
-def _first_line(exc: Exception) -> str:
+def _last_line(exc: Exception) -> str:
+    """A Ray error's message ends with the error raised in the actor (after its traceback)."""
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__

@@ -17,7 +17,7 @@ def row_key(row) -> tuple[str, str, str | None]:
     return row.framework, row.model, row.backend
 
 
-def join_columns(rows: list, columns: dict[tuple[str, str], dict]) -> None:
+def join_columns(rows: list, columns: dict[object, dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:
         for column, value in columns.get(row_key(row), {}).items():
