@@ -55,7 +55,7 @@ class Fleet:
             decode_key = recipe.key if share_decoding else f"{key}:{recipe.key}"
             self.pairs[key] = PairRun(plan.job, deque(plan.todo), recipe, decode_key)
         self._ids = itertools.count()
-        self.holders: list[object] = []  # actors kept on excluded devices, so nobody gets them
+        self.holders: list[Any] = []  # actors kept on excluded devices, so nobody gets them
 
     def add(self, key: str, actor: object) -> int:
         """A replica of `key` on a free slot; its id."""
