@@ -76,7 +76,7 @@ class _Adapter:
 
 def _predictor(fails):
     predictor = ShardPredictor.__new__(ShardPredictor)  # no model load: the retry policy alone
-    predictor.adapter, predictor.forward_batch = _Adapter(fails), 1
+    predictor.adapter, predictor.forward_batch, predictor.forward_threads = _Adapter(fails), 1, 1
     predictor.job = type("Job", (), {"name": "keras/mobilenet", "forward_threads": 1})()
     return predictor
 

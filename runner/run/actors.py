@@ -25,6 +25,7 @@ from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
 from runner.frameworks import forward, release_device_memory
+from runner.frameworks.memory import MemoryPolicy, memory_policy
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
@@ -39,6 +40,7 @@ from runner.predictions import (
 from runner.run.devices import DeviceKey
 from runner.run.faults import ErrorKind, PairError, classify_error, error_line
 from runner.run.nvidia import nvidia_versions, require_gpu_in_use
+from runner.run.packing import passes_in_flight
 from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
@@ -62,7 +64,8 @@ class ShardSettings:
     """What the driver has learnt about the pair so far, for the shard's forward passes and its
     provenance."""
 
-    forward_batch: int  # the largest batch known to fit (the configured one until it did not)
+    forward_batch: int | None  # the largest batch known to fit (None: the actor's own, until one
+    # of the pair's shards reported it)
     device_retries: int = 0  # times the pair restarted away from a faulty device before this shard
 
 
@@ -75,18 +78,20 @@ class _Forward:
 
 
 class ShardPredictor:
-    def __init__(self, job: PairJob, placement: dict):
-        from runner.frameworks import load_adapter  # imports exactly one framework
+    def __init__(self, job: PairJob, placement: dict, memory: MemoryPolicy | None = None):
+        from runner.frameworks import load_adapter, resolve_batch  # imports exactly one framework
 
         self.job = job
         self.recipe = job.spec.recipe(job.protocol)
         started = time.perf_counter()
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
-                                    job.backend)
+                                    job.backend, memory)
+        # the batch used: the configured one, or auto's (the pair key keeps the configured one)
+        self.forward_batch = resolve_batch(self.adapter, job.forward_batch)
+        self.forward_threads = job.forward_threads or passes_in_flight(memory.gpu_share if memory else 0)
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
         require_gpu_in_use(job.name, placement["gpu_ids"], versions, self.adapter.provenance().device)
-        self.forward_batch = job.forward_batch  # halved on out-of-memory, kept for later shards
         run_check(job.sanity, job.name, lambda images: self._forward(images, _Forward(self.forward_batch)),
                   self.recipe, job.folder)
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
@@ -97,6 +102,7 @@ class ShardPredictor:
             **versions,
             "actor_started": time.time(),
             "load_seconds": load_seconds,
+            "memory_policy": memory.record() if memory is not None else None,
         }
 
     def run(self, shard: Shard, records: list[ImageRecord], crops: Crops,
@@ -107,7 +113,8 @@ class ShardPredictor:
         errors = report.errors
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
-        passes = _Forward(min(self.forward_batch, settings.forward_batch))
+        known = settings.forward_batch  # what the pair's replicas learnt; None: nothing yet
+        passes = _Forward(self.forward_batch if known is None else min(self.forward_batch, known))
         started = time.perf_counter()
         (classes, probs), subset_top = self._top_k(images, passes)
         seconds = time.perf_counter() - started
@@ -143,7 +150,7 @@ class ShardPredictor:
         freed = False
         while True:
             try:
-                probs = forward(self.adapter, images, passes.batch, self.job.forward_threads)
+                probs = forward(self.adapter, images, passes.batch, self.forward_threads)
                 self.forward_batch = passes.batch
                 return probs
             except Exception as exc:
@@ -176,7 +183,7 @@ class ShardPredictor:
             forward_batch=passes.batch,  # the pair key keeps the configured one
             oom_retries=len(passes.retries),
             device_retries=settings.device_retries,
-            forward_threads=job.forward_threads,
+            forward_threads=self.forward_threads,
             dataset=job.dataset,
             shard=ShardRecord(index=shard.index, start=shard.start, stop=shard.stop),
             shard_seconds=round(seconds, 4),
@@ -243,9 +250,12 @@ class PairActor:
         if self.placement.on(excluded):
             self.placement = replace(self.placement, excluded=True)
             return
+        # the share Ray granted this actor; the policy's variables are set before any framework loads
+        share = context.get_assigned_resources().get("GPU", 0.0)
+        memory = memory_policy(job.spec.framework, job.backend, share)
         try:
             self.predictor = ShardPredictor(job, {"node_id": self.placement.node_id,
-                                                  "gpu_ids": list(gpu_ids)})
+                                                  "gpu_ids": list(gpu_ids)}, memory)
         except UserError as exc:
             self.placement = replace(self.placement, error=self.placement.error_of("load_error", str(exc)))
         except Exception as exc:

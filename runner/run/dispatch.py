@@ -19,6 +19,7 @@ from runner.run.actors import PairActor, ShardSettings
 from runner.run.crops import CropCache, CropEntry, CropKey
 from runner.run.devices import DeviceKey, DeviceLog
 from runner.run.faults import ErrorKind, PairError
+from runner.run.packing import SlotWatch
 from runner.run.progress import RunProgress
 from runner.run.replicas import Fleet
 
@@ -39,18 +40,18 @@ class Dispatch:
     _on_inferred: Callable[..., None]
 
     def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict, slots: int, scheduler: Scheduler, progress: RunProgress,
-                 devices: DeviceLog):
-        self.cfg, self.actor_options = cfg, actor_options
+                 actor_options: dict[str, dict], slots: SlotWatch, scheduler: Scheduler,
+                 progress: RunProgress, devices: DeviceLog):
+        self.cfg, self.actor_options = cfg, actor_options  # Ray's options, per pair key
         self.scheduler, self.progress, self.devices = scheduler, progress, devices
-        self.fleet = Fleet(plans, slots, cfg.share_decoding)
-        self.crops = CropCache(int(cfg.decode_cache_gb * 2**30), dataset.shard_records)
+        self.fleet, self.slots = Fleet(plans, slots.slots, cfg.share_decoding), slots
+        self.crops = CropCache(int((cfg.decode_cache_gb or 0) * 2**30), dataset.shard_records)
         self.calls: dict[object, Call] = {}  # object reference -> its call
         self.failed: dict[str, str] = {}
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = _start_actor(self.actor_options, self.fleet.pairs[key].job, self.devices.excluded)
+            actor = _start_actor(self.actor_options[key], self.fleet.pairs[key].job, self.devices.excluded)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)

@@ -38,6 +38,9 @@ class Execution(Dispatch):
             for ref in ready:
                 if (call := self.calls.pop(ref, None)) is not None:
                     call.on_done(*call.args, ref)
+            if change := self.slots.change():  # nodes joined (or left)
+                self.fleet.free_slots += change
+                self._fill_slots()
         for key in self.fleet.unfinished():  # every slot left holds an excluded device
             self._fail(key, f"no healthy device left to run on ({len(self.fleet.holders)} excluded)",
                        "device_fault")
@@ -118,7 +121,7 @@ class Execution(Dispatch):
         for line in result.retries:
             self.progress.console.print(f"[yellow]out of memory[/] {line}", highlight=False)
         pair = self.fleet.pairs[key]
-        pair.forward_batch = min(pair.forward_batch, result.forward_batch)
+        pair.forward_batch = min(pair.forward_batch or result.forward_batch, result.forward_batch)
 
 
 def _get(ref) -> object:

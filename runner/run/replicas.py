@@ -38,10 +38,7 @@ class PairRun:
     replicas: set[int] = field(default_factory=set)
     started: bool = False
     failed: bool = False
-    forward_batch: int = 0  # the largest batch known to fit: the job's until out-of-memory
-
-    def __post_init__(self) -> None:
-        self.forward_batch = self.forward_batch or self.job.forward_batch
+    forward_batch: int | None = None  # the largest batch its shards reported to fit (None: none yet)
 
 
 class Fleet:
