@@ -92,7 +92,7 @@ def test_one_image_mode_frees_memory_and_retries_once():
 
 def test_a_device_fault_moves_the_pair_off_that_gpu(ray_two_fake_gpus, thirty_images, tmp_path):
     models = ["faults_on_gpu_1_a", "faults_on_gpu_1_b"]  # started at once: one lands on GPU 1
-    outcome, printed = _run(thirty_images, tmp_path, models)
+    outcome, printed = _run(thirty_images, tmp_path, models, gpus_per_actor=1.0)  # a GPU each
     assert outcome.failed == {}
     _one_row_per_image(tmp_path, models)
     shards = [p for model in models for p in _provenances(tmp_path, model)]
