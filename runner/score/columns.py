@@ -3,7 +3,7 @@ onto the rows (runner.score.rows.ScoreRow): by (framework, model, backend) withi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.frameworks.precision import DEFAULT_PRECISION
@@ -11,8 +11,8 @@ from runner.frameworks.precision import DEFAULT_PRECISION
 # the run settings that were not settings before (a value here: what runs did then)
 SETTING_DEFAULTS = {"backend": (None, DEFAULT_BACKEND), "precision": (None, DEFAULT_PRECISION)}
 
-# A table row's pair: (framework, model, backend).
-RowKey = tuple[str, str, str | None]
+
+RowKey = tuple[str, str, str | None]  # framework, model, Keras backend
 
 
 def row_key(row) -> RowKey:
@@ -20,14 +20,14 @@ def row_key(row) -> RowKey:
     return row.framework, row.model, row.backend
 
 
-def join_columns(rows: list, columns: Mapping[RowKey, dict]) -> None:
+def join_columns(rows: list, columns: dict[RowKey, dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:
         for column, value in columns.get(row_key(row), {}).items():
             setattr(row, column, value)
 
 
-def record_key(record) -> RowKey:
+def record_key(record) -> tuple[str, str, str | None]:
     """row_key of the row a pair's provenance or failure file scores to."""
     return record.framework, record.model, record.backend_setting
 
