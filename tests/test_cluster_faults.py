@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,17 +45,20 @@ def cluster(tmp_path_factory):
     env = {**_plain_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     address = f"127.0.0.1:{free_port()}"
     groups: list[int] = []
+    # Ray's socket paths must stay under 107 bytes: short temp dirs, not pytest's deep ones
+    temp = Path(tempfile.mkdtemp(prefix="kpb-"))
     try:
         _start(groups, env, [RAY, "start", "--head", f"--port={address.split(':')[1]}", "--num-cpus=1",
                              "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
-                             f"--temp-dir={root / 'head'}", "--disable-usage-stats"])
-        worker = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--temp-dir={root / 'worker'}",
+                             f"--temp-dir={temp / 'h'}", "--disable-usage-stats"])
+        worker = [RAY, "start", f"--address={address}", "--num-cpus=2", f"--temp-dir={temp / 'w'}",
                   "--disable-usage-stats"]
         _start(groups, env, ["unshare", "-m", "sh", "-c",
                              f"mount -t tmpfs kpbench-test {hidden} && exec {' '.join(worker)}"])
         yield {"env": {**env, "RAY_ADDRESS": address}, "root": root, "hidden": hidden, "worker": groups[1]}
     finally:
         _stop_nodes(groups)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _start(groups: list[int], env: dict, command: list[str]) -> None:
