@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -157,6 +158,10 @@ class RunConfig(BaseModel):
     )
     replica_start_seconds: NonNegativeFloat = Field(20.0, description=(
         "estimated cost of starting a replica; lower adds replicas more eagerly"
+    ))
+    device_retries: NonNegativeInt = Field(2, description=(
+        "times a model restarts away from a device that faulted (an illegal memory access, an "
+        "ECC error, a lost GPU) before it fails; the device is left out for the rest of the run"
     ))
     shard_size: PositiveInt = Field(1000, description=(
         "images per shard; each shard is one Parquet file per model"

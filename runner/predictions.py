@@ -170,7 +170,10 @@ class Provenance(PairRecord):
     kpbench_version: str
     pair_key: str  # PairIdentity.key (imports: a hash of the imported files)
     batch_mode: str  # "batched", "reproducible (one image per forward pass)" or "imported"
-    forward_batch: int | None = None  # images per forward pass, as used (batch_size auto: found)
+    forward_batch: int | None = None  # images per forward pass, as used (batch_size auto: found;
+    # out-of-memory retries halve it; the pair key keeps the configured batch)
+    oom_retries: int | None = None  # out-of-memory retries of this shard's forward passes
+    device_retries: int | None = None  # restarts of the pair away from a faulty device before it
     forward_threads: int | None = None
     recipe: dict[str, Any] | None = None
     shard: ShardRecord
@@ -219,11 +222,14 @@ class Failure(PairRecord):
     all of its) predictions."""
 
     reason: str
+    # what failed (runner/run/faults.py): load_error, model_error, out_of_memory, device_fault
+    # or actor_died; files from before the field leave it out
+    kind: str | None = None
 
     def to_json(self) -> str:
         document = self.to_dict()
-        # framework, model and reason first, so that the file reads well
-        head = {key: document.pop(key) for key in ("framework", "model", "reason")}
+        # framework, model, reason and kind first, so that the file reads well
+        head = {key: document.pop(key) for key in ("framework", "model", "reason", "kind") if key in document}
         return json.dumps(head | document, indent=1)
 
     @classmethod
@@ -376,8 +382,8 @@ def _validated(model: type[R], document: bytes | str, path: Location) -> R:
                         f"({where}: {problem['msg']})") from None
 
 
-def record_failure(out: LocationLike, job, reason: str) -> None:
-    failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason,
+def record_failure(out: LocationLike, job, reason: str, kind: str | None = None) -> None:
+    failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason, kind=kind,
                       backend=job.backend, precision=job.precision, run_id=job.run_id,
                       weights=job.weights, protocol=job.protocol,
                       dataset=job.dataset, spec=job.spec.model_dump(mode="json"))

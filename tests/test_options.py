@@ -35,6 +35,7 @@ FLAG_CASES = {
     "decode_cache_gb": (["--decode-cache-gb", "0.5"], 0.5),
     "replicas": (["--replicas", "3"], 3),
     "replica_start_seconds": (["--replica-start-seconds", "2.5"], 2.5),
+    "device_retries": (["--device-retries", "0"], 0),
     "shard_size": (["--shard-size", "100"], 100),
     "seed": (["--seed", "-1"], -1),
     "address": (["--address", "ray://head:10001"], "ray://head:10001"),

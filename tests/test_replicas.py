@@ -104,3 +104,19 @@ def test_sharers_running_near_the_shard_on_its_node_and_the_others(fleet):
         {"keras/mobilenet"}, {"pytorch/resnet18", "pytorch/squeezenet1_1"})
     # node-b runs none of them: pairs running on node-a only infer from node-a's copy
     assert fleet.sharers(recipe, 1, "node-b") == (set(), {"pytorch/squeezenet1_1"})
+
+
+def test_a_replica_removed_for_a_device_fault_gives_its_shards_back_in_order(fleet):
+    replica = fleet.add("pytorch/resnet18", object())
+    fleet.assign(replica), fleet.assign(replica)
+    removed = fleet.remove(replica)
+    assert removed.assigned == SHARDS[:2] and fleet.free_slots == 4
+    assert list(fleet.pairs["pytorch/resnet18"].queue) == SHARDS  # to do again, first
+    assert "pytorch/resnet18" in fleet.unfinished()  # shards left, no replica: it needs a new one
+
+
+def test_a_replica_held_on_an_excluded_device_keeps_its_slot(fleet):
+    replica = fleet.add("pytorch/resnet18", actor="on the bad GPU")
+    fleet.hold(replica)
+    assert fleet.free_slots == 3 and fleet.holders == ["on the bad GPU"]
+    assert replica not in fleet.replicas and not fleet.pairs["pytorch/resnet18"].replicas

@@ -96,6 +96,19 @@ def forward(adapter: Adapter, images: np.ndarray, forward_batch: int, forward_th
         return np.concatenate(list(pool.map(adapter.predict, chunks)))
 
 
+def release_device_memory() -> None:
+    """Free what can be freed of the device memory this process holds, before a last retry
+    after out-of-memory: Python's garbage, and PyTorch's cached blocks (Keras on its torch
+    backend too). TensorFlow and JAX keep their pools; the retry still runs at one image."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def fetch_weights(framework: str, specs: list[ModelSpec]) -> list[tuple[str, str]]:
     """Download pretrained weights into the framework's cache: (model key, outcome) per spec."""
     from runner.errors import WeightsUnavailable

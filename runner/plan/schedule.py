@@ -58,6 +58,10 @@ class Scheduler:
         pair.shards_left -= 1
         return True
 
+    def give_back(self, key: str, shards: int) -> None:
+        """Shards a replica took but did not finish (its device failed) are to do again."""
+        self.pairs[key].shards_left += shards
+
     def cancel(self, key: str) -> None:
         """A failed pair: hand out none of its shards and start no replica for it again."""
         self.pairs[key].shards_left = 0

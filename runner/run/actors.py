@@ -15,7 +15,7 @@ import socket
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from runner.data.decode import DecodeReport, cut_crops
 from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
-from runner.frameworks import forward
+from runner.frameworks import forward, release_device_memory
 from runner.frameworks.memory import MemoryPolicy, memory_policy
 from runner.plan.pairs import PairJob
 from runner.predictions import (
@@ -39,6 +39,8 @@ from runner.predictions import (
     top_k,
     write_shard,
 )
+from runner.run.devices import DeviceKey
+from runner.run.faults import ErrorKind, PairError, classify_error, error_line
 from runner.run.nvidia import nvidia_versions, require_gpu_in_use
 from runner.run.packing import passes_in_flight
 from runner.sanity import run_check
@@ -56,6 +58,26 @@ class ShardResult:
     errors: int
     seconds: float
     path: str
+    forward_batch: int  # images per forward pass that worked (less than asked after out-of-memory)
+    retries: tuple[str, ...] = ()  # one line per out-of-memory retry, for the driver's log
+
+
+@dataclass(frozen=True)
+class ShardSettings:
+    """What the driver has learnt about the pair so far, for the shard's forward passes and its
+    provenance."""
+
+    forward_batch: int | None  # the largest batch known to fit (None: the actor's own, until one
+    # of the pair's shards reported it)
+    device_retries: int = 0  # times the pair restarted away from a faulty device before this shard
+
+
+@dataclass
+class _Forward:
+    """The forward passes of one shard: the batch that worked and the retries that found it."""
+
+    batch: int
+    retries: list[str] = field(default_factory=list)
 
 
 class ShardPredictor:
@@ -73,11 +95,8 @@ class ShardPredictor:
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
         require_gpu_in_use(job.name, placement["gpu_ids"], versions, self.adapter.provenance().device)
-        run_check(
-            job.sanity, job.name,
-            lambda images: forward(self.adapter, images, self.forward_batch, self.forward_threads),
-            self.recipe, job.folder,
-        )
+        run_check(job.sanity, job.name, lambda images: self._forward(images, _Forward(self.forward_batch)),
+                  self.recipe, job.folder)
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
         self.idle_since = time.perf_counter()  # the end of the last shard: waiting for crops since
         self.context = {
@@ -90,45 +109,72 @@ class ShardPredictor:
             "memory_policy": memory.record() if memory is not None else None,
         }
 
-    def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
+    def run(self, shard: Shard, records: list[ImageRecord], crops: Crops,
+            settings: ShardSettings) -> ShardResult:
         """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
         images, report = crops
         errors = report.errors_of(self.recipe)
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
+        known = settings.forward_batch  # what the pair's replicas learnt; None: nothing yet
+        passes = _Forward(self.forward_batch if known is None else min(self.forward_batch, known))
         started = time.perf_counter()
         timing = {"wait_seconds": round(started - self.idle_since, 4)}
-        (classes, probs), subset_top = self._top_k(images, timing)
+        (classes, probs), subset_top = self._top_k(images, passes, timing)
         seconds = time.perf_counter() - started
         decode = DecodeRecord(decode_id=report.decode_id, decoded_by=report.decoded_by,
                               decode_seconds=report.decode_seconds)
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
-            self._provenance(shard, seconds, decode, timing), subset_top,
+            self._provenance(shard, seconds, decode, passes, settings, timing), subset_top,
         )
         path = self.job.shard_file(shard.index)
         write_shard(table, path)
         self.shards_done += 1
         self.idle_since = time.perf_counter()
         failed = len(errors) - len(images)
-        return ShardResult(shard.index, len(records), failed, seconds, str(path))
+        return ShardResult(shard.index, len(records), failed, seconds, str(path), passes.batch,
+                           tuple(passes.retries))
 
-    def _top_k(self, images: np.ndarray, timing: dict):
+    def _top_k(self, images: np.ndarray, passes: _Forward, timing: dict):
         """The top-5 (classes, probabilities), and the same over the dataset's class subset
         (None for a dataset without one); the seconds in forward passes go into `timing`."""
         subset = self.job.dataset.subset
         probs = np.zeros((0, 1000), np.float32)
         started = time.perf_counter()
         if len(images):
-            probs = forward(self.adapter, images, self.forward_batch, self.forward_threads)
+            probs = self._forward(images, passes)
         timing["forward_seconds"] = round(time.perf_counter() - started, 4)
         if probs.shape != (len(images), 1000):
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs), subset_top_k(probs, subset) if subset else None
 
-    def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord, timing: dict) -> Provenance:
+    def _forward(self, images: np.ndarray, passes: _Forward) -> np.ndarray:
+        """forward(), retried with half the batch while the device runs out of memory; at one
+        image, device memory is first freed and the pass retried once. The batch that worked
+        stays for this actor's later shards (and the driver passes it to the pair's replicas)."""
+        freed = False
+        while True:
+            try:
+                probs = forward(self.adapter, images, passes.batch, self.forward_threads)
+                self.forward_batch = passes.batch
+                return probs
+            except Exception as exc:
+                if classify_error(exc) != "out_of_memory" or freed:
+                    raise
+                if passes.batch == 1:
+                    freed = True
+                    release_device_memory()
+                smaller = max(1, passes.batch // 2)
+                passes.retries.append(f"{self.job.name}: out of device memory at batch {passes.batch} "
+                                      f"({error_line(exc)}); retrying at batch {smaller}"
+                                      + (" after freeing device memory" if freed else ""))
+                passes.batch = smaller
+
+    def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord, passes: _Forward,
+                    settings: ShardSettings, timing: dict) -> Provenance:
         job = self.job
         return Provenance(
             schema_version=SCHEMA_VERSION,
@@ -142,7 +188,9 @@ class ShardPredictor:
             protocol=job.protocol,
             recipe=self.recipe.model_dump(mode="json"),
             batch_mode=job.batch_mode,
-            forward_batch=self.forward_batch,
+            forward_batch=passes.batch,  # the pair key keeps the configured one
+            oom_retries=len(passes.retries),
+            device_retries=settings.device_retries,
             forward_threads=self.forward_threads,
             dataset=job.dataset,
             shard=ShardRecord(index=shard.index, start=shard.start, stop=shard.stop),
@@ -176,43 +224,65 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
 
 
 @dataclass(frozen=True)
-class Loaded:
-    """What PairActor.ready() says: its node, and why the model failed to load (None: it did not)."""
+class Placement:
+    """Where an actor landed, and whether it can work there: ready()'s answer."""
 
-    node_id: str | None
-    error: str | None
+    node_id: str
+    hostname: str
+    gpu_ids: tuple[str, ...]
+    excluded: bool = False  # on a device excluded after a fault: it loaded nothing
+    error: PairError | None = None  # the load failed
+
+    def on(self, excluded: frozenset[DeviceKey]) -> bool:
+        """On one of these devices (or on a node excluded whole)."""
+        devices = [(self.node_id, None), *((self.node_id, gpu) for gpu in self.gpu_ids)]
+        return any(device in excluded for device in devices)
+
+    def error_of(self, kind: ErrorKind, message: str) -> PairError:
+        return PairError(kind, message, self.node_id, self.hostname, self.gpu_ids)
 
 
 @ray.remote(max_restarts=3, max_task_retries=3)
 class PairActor:
-    """One replica of a (model, framework). A load failure is reported by ready(), not raised,
-    so the driver can fail this pair alone with a clear message."""
+    """One replica of a (model, framework). Failures cross Ray as typed values (`PairError`),
+    not exceptions: ready() reports a load failure, and infer() returns the error of a shard
+    (classified: out of memory, device fault, model error), or the stored load failure when Ray
+    restarted this actor and the load failed that time, so the driver acts on the kind."""
 
-    def __init__(self, job: PairJob):
-        self.error: str | None = None
+    def __init__(self, job: PairJob, excluded: frozenset[DeviceKey] = frozenset()):
         context = ray.get_runtime_context()
-        self.node_id = context.get_node_id()
-        placement = {
-            "node_id": self.node_id,
-            "gpu_ids": [str(i) for i in context.get_accelerator_ids().get("GPU", [])],
-        }
+        gpu_ids = tuple(str(i) for i in context.get_accelerator_ids().get("GPU", []))
+        self.placement = Placement(context.get_node_id(), socket.gethostname(), gpu_ids)
+        if self.placement.on(excluded):
+            self.placement = replace(self.placement, excluded=True)
+            return
         # the share Ray granted this actor; the policy's variables are set before any framework loads
         share = context.get_assigned_resources().get("GPU", 0.0)
         memory = memory_policy(job.spec.framework, job.backend, share)
         try:
-            self.predictor = ShardPredictor(job, placement, memory)
+            self.predictor = ShardPredictor(job, {"node_id": self.placement.node_id,
+                                                  "gpu_ids": list(gpu_ids)}, memory)
         except UserError as exc:
-            self.error = str(exc)
+            self.placement = replace(self.placement, error=self.placement.error_of("load_error", str(exc)))
         except Exception as exc:
             traceback.print_exc()
-            self.error = f"{job.name} failed to load: {type(exc).__name__}: {exc}"
+            kind = classify_error(exc)
+            error = self.placement.error_of("load_error" if kind == "model_error" else kind,
+                                            f"{job.name} failed to load: {error_line(exc)}")
+            self.placement = replace(self.placement, error=error)
 
-    def ready(self) -> Loaded:
-        return Loaded(self.node_id, self.error)
+    def ready(self) -> Placement:
+        return self.placement
 
     def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
-              report: DecodeReport) -> ShardResult:
-        return self.predictor.run(shard, records, (images, report))
+              report: DecodeReport, settings: ShardSettings) -> ShardResult | PairError:
+        if self.placement.error is not None or self.placement.excluded:
+            return self.placement.error or self.placement.error_of("device_fault", "on an excluded device")
+        try:
+            return self.predictor.run(shard, records, (images, report), settings)
+        except Exception as exc:
+            traceback.print_exc()
+            return self.placement.error_of(classify_error(exc), error_line(exc))
 
 
 @ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)

@@ -99,8 +99,14 @@ class CropCache:
 
     def drop_pair(self, pair: str, replicas: set[int]) -> None:
         """A failed pair: it consumes nothing and its replicas wait for nothing any more."""
-        for crop_key, entry in list(self.entries.items()):
+        for entry in self.entries.values():
             entry.consumers.discard(pair)
+        self.drop_waiters(replicas)
+
+    def drop_waiters(self, replicas: set[int]) -> None:
+        """Replicas gone (their pair failed, or their device): they wait for nothing any more;
+        their pairs stay consumers."""
+        for crop_key, entry in list(self.entries.items()):
             entry.waiters = [(r, s) for r, s in entry.waiters if r not in replicas]
             if entry.ready:  # one in flight goes when its decode finishes
                 self._drop_if_unused(crop_key)

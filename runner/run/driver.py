@@ -20,10 +20,12 @@ from runner.plan.pairs import PairJob, PairPlan, plan_run
 from runner.plan.schedule import Scheduler, lower_bound, simulate
 from runner.run import packing, store
 from runner.run.actors import FAULT_VARIABLES
+from runner.run.devices import DeviceLog
 from runner.run.execute import Execution
 from runner.run.feed import MIN_WINDOW, Feed, FeedPolicy, NodeCpus
 from runner.run.nvidia import machine_gpu_count
 from runner.run.progress import RunProgress
+from runner.run.shared import require_shared_folders
 
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
 
@@ -41,6 +43,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         return RunOutcome(out=cfg.out)
     owns_ray = _connect(cfg, console, plans)
     try:
+        require_shared_folders(cfg, dataset)
         device = packing.choose_device(cfg.device, ray.cluster_resources().get("GPU", 0),
                                        machine_gpu_count())
         resumed = sum(plan.done for plan in plans)  # also of models with nothing left to do
@@ -54,13 +57,20 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         estimate = _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resumed, sources)
         options = {key: _ray_options(request) for key, request in requests.items()}
         totals = {p.job.name: sum(s.size for s in p.todo) for p in plans}
+        devices = DeviceLog(plans[0].job.out, plans[0].job.run_id, cfg.device_retries)
+        nodes = _alive_nodes()
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
             feed = _feed(cfg, plans, list(requests.values()))
-            failed = Execution(cfg, dataset, plans, options, watch, scheduler, progress, feed).run()
+            failed = Execution(cfg, dataset, plans, options, watch, scheduler, progress, feed,
+                               devices).run()
         console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
                       f"(plan estimate {_duration(estimate)})")
         _record_throughput(console, cfg, plans)
+        for node_id, hostname in nodes.items() - _alive_nodes().items():
+            devices.node_lost(node_id, hostname)
+        for line in devices.summary():
+            console.print(f"[yellow]{line}[/]", highlight=False)
         for key, reason in failed.items():
             console.print(f"[red]failed[/] {key}: {reason}", highlight=False)
         return RunOutcome(out=cfg.out, failed=failed)
@@ -86,6 +96,11 @@ def _connect(cfg: RunConfig, console: Console, plans: list[PairPlan]) -> bool:
                  object_store_memory=size.bytes, logging_level=logging.ERROR,
                  include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
+
+
+def _alive_nodes() -> dict[str, str]:
+    """The cluster's live nodes: id -> address."""
+    return {node["NodeID"]: node["NodeManagerAddress"] for node in ray.nodes() if node["Alive"]}
 
 
 def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:

@@ -11,55 +11,26 @@
   later or run behind while the cache budget (`decode_cache_gb`) holds them (`CropCache`;
   beyond it they decode again). A replica keeps `Fleet.window` shards assigned, so decoding
   runs ahead of inference.
-- Failures: a pair whose model cannot load, or whose actor keeps dying, fails alone; a decode
-  lost with its decoder is asked for again (a new decoder on that node, or elsewhere when the
-  node is gone).
+- Failures (runner/run/faults.py names their kinds): a pair whose model cannot load, whose
+  model errs, or whose actor keeps dying, fails alone. A device fault restarts the pair's replica
+  away from that device (`DeviceLog` excludes it; an actor that lands there anyway holds it
+  unused), up to `device_retries` times. Out-of-memory is retried inside the actor at half the
+  batch; the batch that worked goes to the pair's later shards. A decode lost with its decoder (or
+  its node) is asked for again, and so are crops lost before a replica read them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-
 import ray
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from runner.config import RunConfig
-from runner.data.records import DatasetIndex, Shard
-from runner.plan.pairs import PairJob, PairPlan
-from runner.plan.schedule import Scheduler
-from runner.predictions import clear_failure, record_failure
-from runner.run.actors import Loaded, NodeDecoder, PairActor
-from runner.run.crops import CropCache, CropEntry, CropKey
-from runner.run.feed import CALLS_PER_DECODER, Feed
-from runner.run.packing import SlotWatch
-from runner.run.progress import RunProgress
-from runner.run.replicas import Fleet
+from runner.data.records import Shard
+from runner.run.actors import Placement, ShardResult
+from runner.run.crops import CropKey
+from runner.run.dispatch import Dispatch
+from runner.run.faults import PairError
 
 
-@dataclass(frozen=True)
-class Call:
-    """A Ray call in flight: what to do with its result."""
-
-    on_done: Callable[..., None]  # called with *args and the reference
-    args: tuple
-    replica: int | None = None  # the replica whose pair's failure makes the result moot
-
-
-class Execution:
-    def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict[str, dict], slots: SlotWatch, scheduler: Scheduler,
-                 progress: RunProgress, feed: Feed):
-        self.cfg, self.actor_options = cfg, actor_options  # Ray's options, per pair key
-        self.scheduler, self.progress = scheduler, progress
-        self.fleet, self.slots = Fleet(plans, slots.slots, cfg.share_decoding, feed.window), slots
-        self.crops = CropCache(int((cfg.decode_cache_gb or 0) * 2**30), dataset.shard_records)
-        self.feed = feed
-        self.decoders: dict[str | None, Any] = {}  # Ray node -> its NodeDecoder
-        self.calls: dict[object, Call] = {}  # object reference -> its call
-        self.failed: dict[str, str] = {}
-
+class Execution(Dispatch):
     def run(self) -> dict[str, str]:
         """Run every pair to its end; the pairs that failed, with the reason."""
         self._fill_slots()
@@ -71,39 +42,39 @@ class Execution:
             if change := self.slots.change():  # nodes joined (or left)
                 self.fleet.free_slots += change
                 self._fill_slots()
+        for key in self.fleet.unfinished():  # every slot left holds an excluded device
+            self._fail(key, f"no healthy device left to run on ({len(self.fleet.holders)} excluded)",
+                       "device_fault")
+        for actor in self.fleet.holders:
+            ray.kill(actor)
         return self.failed
-
-    def _fill_slots(self) -> None:
-        while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = _start_actor(self.actor_options[key], self.fleet.pairs[key].job)
-            replica_id = self.fleet.add(key, actor)
-            self.scheduler.started(key)
-            self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
 
     # ---- events ----
     def _on_ready(self, replica_id: int, ref) -> None:
         if (replica := self.fleet.replicas.get(replica_id)) is None:
             return
-        try:
-            loaded: Loaded = ray.get(ref)
-        except ray.exceptions.RayError as exc:
-            loaded = Loaded(None, _last_line(exc))
-        if loaded.error:
-            self._fail(replica.key, loaded.error)
+        placement = _get(ref)
+        if isinstance(placement, str):
+            self._fail(replica.key, placement, "actor_died")
             return
-        if self.fleet.mark_ready(replica_id, loaded.node_id):
+        assert isinstance(placement, Placement)
+        if placement.excluded:
+            self.fleet.hold(replica_id)
+            self.scheduler.stopped(replica.key)
+            self._fill_slots()
+            return
+        if placement.error is not None:
+            self._on_error(replica_id, placement.error)
+            return
+        if self.fleet.mark_ready(replica_id, placement.node_id):
             self.progress.started(replica.key)
         self._top_up(replica_id)
 
     def _on_decoded(self, crop_keys: list[CropKey], ref) -> None:
-        try:
-            ray.get(ref)
-        except ray.exceptions.RayError:  # the decoder died or its node went: ask again
+        if isinstance(_get(ref), str):  # the decoder died or its node went: decode again
             self.decoders.pop(crop_keys[0][0], None)
             for crop_key in crop_keys:
-                for replica_id, shard in self.crops.lost(crop_key):
-                    if replica_id in self.fleet.replicas:
-                        self._need_crops(replica_id, shard)
+                self._decode_again(crop_key)
             return
         for crop_key in crop_keys:
             entry, waiters = self.crops.decoded(crop_key)
@@ -114,97 +85,53 @@ class Execution:
     def _on_inferred(self, replica_id: int, shard: Shard, ref) -> None:
         if (replica := self.fleet.replicas.get(replica_id)) is None:
             return
+        crop_key = self.fleet.crop_key(replica_id, shard)
         try:
             result = ray.get(ref)
-        except ray.exceptions.RayError as exc:
-            self._fail(replica.key, _last_line(exc))
+        except ray.exceptions.ObjectLostError:  # the crops went with their node: decode again
+            if (entry := self.crops.get(crop_key)) is not None and entry.ready:
+                self._decode_again(crop_key, [(replica_id, shard)])
+            else:  # already being decoded again for another replica
+                self._need_crops(replica_id, shard)
             return
+        except ray.exceptions.RayError as exc:
+            self._fail(replica.key, _last_line(exc), "actor_died")
+            return
+        if isinstance(result, PairError):
+            self._on_error(replica_id, result)
+            return
+        assert isinstance(result, ShardResult)
+        self._learn_batch(replica.key, result)
         replica.assigned.remove(shard)
-        self.crops.release(self.fleet.crop_key(replica_id, shard), replica.key)
+        self.crops.release(crop_key, replica.key)
         self.scheduler.measured(replica.key, result.seconds)
         self.progress.advance(replica.key, result.images)
         self._top_up(replica_id)
 
-    # ---- work ----
-    def _top_up(self, replica_id: int) -> None:
+    # ---- faults ----
+    def _on_error(self, replica_id: int, error: PairError) -> None:
+        """A typed failure of a replica: restart away from a faulty device while retries last,
+        else fail the pair with the error's line and kind."""
         key = self.fleet.replicas[replica_id].key
-        while self.fleet.has_room(replica_id) and self.scheduler.take_shard(key):
-            self._need_crops(replica_id, self.fleet.assign(replica_id))
-        if not self.fleet.replicas[replica_id].assigned:
-            self._retire(replica_id)
-
-    def _need_crops(self, replica_id: int, shard: Shard) -> None:
-        key, crop_key = self.fleet.replicas[replica_id].key, self.fleet.crop_key(replica_id, shard)
-        if self.crops.get(crop_key) is None:
-            self._decode(crop_key, shard)
-        if (entry := self.crops.want(crop_key, key, (replica_id, shard))) is not None:
-            self._submit_infer(replica_id, shard, entry)
-
-    def _decode(self, wanted: CropKey, shard: Shard) -> None:
-        """Decode `shard` once on the wanted crops' node, cutting every recipe that will be
-        inferred from there (the wanted one always)."""
-        node, decode_key, index = wanted
-        records = self.crops.records(shard)
-        cuts = []
-        for other_key, recipe in self.fleet.cut_together(decode_key):
-            crop_key, size = (node, other_key, index), len(records) * recipe.output_size ** 2 * 3
-            sharers = self.fleet.sharers(other_key, index, node)
-            if self.crops.get(crop_key) is None and (
-                    crop_key == wanted or self.crops.worth_cutting(size, *sharers)):
-                cuts.append((crop_key, recipe, size, sharers))
-        refs = self._decoder(node).decode.options(num_returns=1 + len(cuts)).remote(
-            [recipe for _, recipe, _, _ in cuts], records)
-        for (crop_key, _, size, sharers), images in zip(cuts, refs[1:], strict=True):
-            self.crops.add(crop_key, images, refs[0], size, *sharers)
-        self.calls[refs[0]] = Call(self._on_decoded, ([crop_key for crop_key, *_ in cuts],))
-
-    def _decoder(self, node: str | None):
-        """The node's decoder, started when first needed (on that node while it is alive)."""
-        if node not in self.decoders:
-            self.decoders[node] = _start_decoder(node, self.feed.threads(node))
-        return self.decoders[node]
-
-    def _submit_infer(self, replica_id: int, shard: Shard, entry: CropEntry) -> None:
-        actor = self.fleet.replicas[replica_id].actor
-        ref = actor.infer.remote(shard, self.crops.records(shard), entry.images, entry.report)
-        self.calls[ref] = Call(self._on_inferred, (replica_id, shard), replica_id)
-
-    def _retire(self, replica_id: int) -> None:
-        """Stop a replica with nothing left to do."""
-        replica = self.fleet.retire(replica_id)
-        ray.kill(replica.actor)
-        self.scheduler.stopped(replica.key)
-        if self.fleet.done(replica.key):
-            job = self.fleet.pairs[replica.key].job
-            clear_failure(job.out, job)
-            self.progress.finished(replica.key, "[green]done[/]")
-        self._fill_slots()
-
-    def _fail(self, key: str, reason: str) -> None:
-        if self.fleet.pairs[key].failed:
+        if error.kind != "device_fault" or (retry := self.devices.fault(key, error)) is None:
+            self._fail(key, error.message, error.kind)
             return
-        self.failed[key] = reason
-        job = self.fleet.pairs[key].job
-        record_failure(job.out, job, reason)
-        self.scheduler.cancel(key)
-        replicas = self.fleet.fail(key)
-        self.calls = {ref: call for ref, call in self.calls.items() if call.replica not in replicas}
-        self.crops.drop_pair(key, replicas)
-        for replica_id in replicas:
-            self._retire(replica_id)
-        self.progress.finished(key, "[red]failed[/]")
+        self._restart_away(replica_id, error, retry)
+
+    def _learn_batch(self, key: str, result: ShardResult) -> None:
+        """Out-of-memory retries in the actor: log each, and keep the batch that worked."""
+        for line in result.retries:
+            self.progress.console.print(f"[yellow]out of memory[/] {line}", highlight=False)
+        pair = self.fleet.pairs[key]
+        pair.forward_batch = min(pair.forward_batch or result.forward_batch, result.forward_batch)
 
 
-def _start_actor(options: dict, job: PairJob) -> Any:
-    # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
-    return PairActor.options(**options).remote(job)  # type: ignore[attr-defined]
-
-
-def _start_decoder(node: str | None, threads: int) -> Any:
-    """A node's decoder, on that node while it is alive (anywhere for a node not known)."""
-    here = {"scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=True)} if node else {}
-    # as _start_actor: NodeDecoder is the ActorClass that @ray.remote made
-    return NodeDecoder.options(max_concurrency=CALLS_PER_DECODER, **here).remote(threads)  # type: ignore[attr-defined]
+def _get(ref) -> object:
+    """A call's value, or the line of the Ray error it raised (its actor died or was stopped)."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        return _last_line(exc)
 
 
 def _last_line(exc: Exception) -> str:

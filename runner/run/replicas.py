@@ -35,6 +35,7 @@ class PairRun:
     replicas: set[int] = field(default_factory=set)
     started: bool = False
     failed: bool = False
+    forward_batch: int | None = None  # the largest batch its shards reported to fit (None: none yet)
 
 
 class Fleet:
@@ -52,6 +53,7 @@ class Fleet:
             decode_key = recipe.key if share_decoding else f"{key}:{recipe.key}"
             self.pairs[key] = PairRun(plan.job, deque(plan.todo), recipe, decode_key)
         self._ids = itertools.count()
+        self.holders: list[Any] = []  # actors kept on excluded devices, so nobody gets them
 
     def add(self, key: str, actor: object) -> int:
         """A replica of `key` on a free slot; its id."""
@@ -91,6 +93,28 @@ class Fleet:
         self.pairs[replica.key].replicas.discard(replica_id)
         self.free_slots += 1
         return replica
+
+    def remove(self, replica_id: int) -> Replica:
+        """Take a replica away at once (its device failed): its shards go back to the front of
+        its pair's queue, its slot is free again."""
+        replica = self.replicas.pop(replica_id)
+        pair = self.pairs[replica.key]
+        pair.replicas.discard(replica_id)
+        pair.queue.extendleft(reversed(replica.assigned))
+        self.free_slots += 1
+        return replica
+
+    def hold(self, replica_id: int) -> None:
+        """A replica that landed on an excluded device and loaded nothing: it keeps that device
+        (and its slot) for the rest of the run, so that no other actor is placed there."""
+        replica = self.replicas.pop(replica_id)
+        self.pairs[replica.key].replicas.discard(replica_id)
+        self.holders.append(replica.actor)
+
+    def unfinished(self) -> list[str]:
+        """Pairs neither done nor failed, with no replica left to finish them."""
+        return [key for key, pair in self.pairs.items()
+                if pair.queue and not pair.replicas and not pair.failed]
 
     def done(self, key: str) -> bool:
         """The pair finished all its shards (and did not fail)."""
