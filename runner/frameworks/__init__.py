@@ -1,7 +1,8 @@
 """Framework adapters: one small class per framework, the same interface for both.
 
     adapter = load_adapter(spec, weights="pretrained" | "random", seed=0, threads=1,
-                           precision="fp32", backend=None)  # backend: Keras only
+                           precision="fp32", backend=None,  # backend: Keras only
+                           channels_last=False, torch_compile=False)  # PyTorch only
     probabilities = adapter.predict(uint8_nhwc_batch)   # float32 (N, 1000), rows sum to 1
     adapter.provenance()                                # what the result depends on
 
@@ -33,13 +34,20 @@ class Adapter(Protocol):
 
 def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
                  precision: Precision = DEFAULT_PRECISION,
-                 backend: KerasBackend | None = None) -> Adapter:
+                 backend: KerasBackend | None = None, channels_last: bool = False,
+                 torch_compile: bool = False) -> Adapter:
+    """channels_last and torch_compile: PyTorch's memory format and compiler (variants)."""
     if spec.framework == "keras":
+        if channels_last or torch_compile:
+            raise ValueError(f"{spec.key}: channels_last and torch_compile are for PyTorch models")
         select_backend(backend or DEFAULT_BACKEND, threads)  # before Keras is imported
-    elif backend is not None:
+        module = importlib.import_module("runner.frameworks.keras")
+        return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
+    if backend is not None:
         raise ValueError(f"{spec.key}: a backend is for Keras models only")
     module = importlib.import_module(f"runner.frameworks.{spec.framework}")
-    return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
+    return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision,
+                       channels_last=channels_last, torch_compile=torch_compile)
 
 
 def forward(adapter: Adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from runner.report.html_provenance import summarise
 from runner.report.html_rows import Page, PageRow, build_page
 from runner.report.tables import RANDOM_NOTE
 from runner.report.runs import RunTables
+from runner.report.sensitivity import page_section
 
 ASSETS = Path(__file__).with_name("page")
 # filter -> the cell column it filters on
@@ -68,7 +69,8 @@ def _interval(row: PageRow, column: Column) -> str:
 
 def columns(page: Page) -> list[Column]:
     """Every column at least one row has a value in, in reading order."""
-    text = [("framework", "framework"), ("backend", "backend"), ("model", "model"), ("arch", "arch"),
+    text = [("framework", "framework"), ("backend", "backend"), ("model", "model"),
+            ("variant", "variant"), ("arch", "arch"),
             ("family", "family"), ("set", "model_set"), ("protocol", "protocol"),
             ("precision", "precision")]
     chosen = [Column(header, _cell(key)) for header, key in text]
@@ -125,7 +127,9 @@ def render(runs: list[RunTables]) -> str:
         table=_table(page, shown),
         charts="\n".join(f'<figure class="chart"><figcaption>{html.escape(title)}</figcaption>{svg}</figure>'
                          for title, svg in charts(page)),
+        sensitivity=page_section(runs),
     )
+
 
 
 def write_html_report(runs: list[RunTables], folder: LocationLike) -> Location:

@@ -62,7 +62,8 @@ def print_table(console: Console, rows: list[ScoreRow], title: str = "kpbench ac
     table = Table(title=title + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
     columns = columns_of(rows)
     optional = ("cacc1", "cacc5", "ctier", "real_acc1", "real_acc5", "acc1_delta", "acc5_delta")
-    shown = ["framework", "backend", "model", "precision", "acc1", "acc5", "rank1", "rank5", "tier",
+    shown = ["framework", "backend", "model", "variant", "precision", "acc1", "acc5", "rank1", "rank5",
+             "tier",
              *(c for c in optional if c in columns), "images",
              *(["cimages"] if "cimages" in columns else []), "errors", "weights", "sanity",
              "protocol", "status"]

@@ -56,10 +56,12 @@ class ShardPredictor:
         from runner.frameworks import load_adapter  # imports exactly one framework
 
         self.job = job
-        self.recipe = job.spec.recipe(job.protocol)
+        self.recipe = job.recipe
         started = time.perf_counter()
+        variant = job.variant
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
-                                    job.backend)
+                                    job.backend, channels_last=bool(variant and variant.channels_last),
+                                    torch_compile=bool(variant and variant.torch_compile))
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
         require_gpu_in_use(job.key, placement["gpu_ids"], versions, self.adapter.provenance()["device"])
@@ -136,6 +138,7 @@ class ShardPredictor:
             # the adapters record the backend and precision they set; PyTorch has no backend
             **{"backend": job.backend, "precision": job.precision, **self.context,
                **self.adapter.provenance()},
+            **({"variant": job.variant.name} if job.variant else {}),
         )
 
 

@@ -117,7 +117,7 @@ def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resum
     states = list(scheduler.pairs.values())
     estimate = simulate(states, slots)
     bound = max(lower_bound(states, slots))
-    recipes = {p.job.spec.recipe(p.job.protocol).key for p in plans}
+    recipes = {p.job.recipe.key for p in plans}
     origins = ", ".join(f"{list(sources.values()).count(origin)} {origin}"
                         for origin in ("measured", "device speed", "assumed") if origin in sources.values())
     console.print(

@@ -22,6 +22,7 @@ from runner.predictions import (
     PairPredictions,
     keras_backend_of,
     load_pair,
+    model_folder,
     pair_folder_key,
     pair_folders,
 )
@@ -37,6 +38,7 @@ class CompareRow(Keyed):
     # Keras: tensorflow, jax or torch ("tensorflow -> jax" across backends); None for PyTorch
     backend: str | None
     model: str
+    variant: str | None = None  # the variant (runner/plan/variants.py); None: the base pair
     # "fp32 -> bf16" when the runs differ in it (compare then shows bf16's agreement with fp32)
     precision: str
     images: int  # readable in both runs
@@ -55,7 +57,7 @@ class CompareRow(Keyed):
     identical: bool  # the same rows, statuses, classes and probabilities
 
 
-SHOWN = ("framework", "backend", "model", "precision", "images", "top1_agreement",
+SHOWN = ("framework", "backend", "model", "variant", "precision", "images", "top1_agreement",
          "top5_set_agreement", "top1_changed",
          "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right", "only_b_right", "mcnemar_p",
          "identical")
@@ -86,7 +88,9 @@ def _pairs(run: LocationLike, keras_backend: str | None) -> dict:
     folders = pair_folders(run)
     if keras_backend is None:
         return {pair_folder_key(folder): folder for folder in folders}
-    return {folder.name: folder for folder in folders if keras_backend_of(folder) == keras_backend}
+    # by model and variant (a base pair's folder is its model's)
+    return {(model_folder(folder).name, folder.name): folder for folder in folders
+            if keras_backend_of(folder) == keras_backend}
 
 
 def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
@@ -114,6 +118,7 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         framework=a.provenance.framework,
         backend=_either(p.provenance.backend_setting for p in (a, b)),
         model=a.provenance.model,
+        variant=a.provenance.variant,
         precision=_either(p.provenance.precision_setting for p in (a, b)),
         images=images,
         only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
@@ -153,7 +158,8 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
     for row in different:
         extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
         backend = f" ({row.backend})" if "->" in (row.backend or "") else backend_suffix(row.backend)
-        console.print(f"differs: {row.framework}/{row.model}{backend}: "
+        variant = f" ({row.variant})" if row.variant else ""
+        console.print(f"differs: {row.framework}/{row.model}{backend}{variant}: "
                       f"{row.top1_changed} changed top-1, "
                       f"max |dp| {row.max_prob_diff:.3g}" + "".join(f", {e}" for e in extra),
                       highlight=False)
