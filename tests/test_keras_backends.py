@@ -15,10 +15,10 @@ from runner.data.index import open_dataset
 from runner.plan.calibration import load_samples
 from runner.plan.pairs import plan_run
 from runner.predictions import SCHEMA_VERSION, read_provenance
+from runner.report.tables import print_table, write_results
 from runner.run.driver import run_benchmark
 from runner.score.compare import compare_runs
 from runner.score.reduce import score
-from runner.report.tables import print_table, write_results
 
 from .helpers import offline_weight_caches, probe, sample_config
 

@@ -8,6 +8,7 @@ import pytest
 
 from runner.cli import main
 from runner.errors import UserError
+from runner.report.png import write_report
 from runner.score.label_tables import LabelSetRequest, score_label_sets
 from runner.score.labelsets import (
     CORRECT_SETS,
@@ -21,7 +22,6 @@ from runner.score.labelsets import (
     read_mturk,
 )
 from runner.score.reduce import score
-from runner.report.png import write_report
 
 from .helpers import SHARED, write_pair
 

@@ -5,9 +5,9 @@ import pytest
 
 from runner.errors import UserError
 from runner.predictions import shard_path
+from runner.report.tables import write_results
 from runner.sanity import run_check
 from runner.score.reduce import score
-from runner.report.tables import write_results
 from runner.score.rows import COLUMNS
 
 from .helpers import write_pair

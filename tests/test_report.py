@@ -4,9 +4,9 @@ import numpy as np
 from PIL import Image
 
 from runner.cli import main
-from runner.score.reduce import LabelOptions, score
 from runner.report.png import write_report
 from runner.report.tables import write_results
+from runner.score.reduce import LabelOptions, score
 
 from .helpers import write_pair
 

@@ -15,8 +15,8 @@ from runner.data import shift
 from runner.data.index import open_dataset
 from runner.errors import UserError
 from runner.predictions import subset_top_k
-from runner.score.reduce import score
 from runner.report.png import write_report
+from runner.score.reduce import score
 from runner.score.shift_table import wide_table
 
 from .helpers import SHARED, run_cli, sample_config, write_pair

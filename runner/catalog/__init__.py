@@ -109,6 +109,22 @@ class ModelSpec(BaseModel):
     def recipe(self, protocol: Protocol) -> Recipe:
         return self.recipes.get(protocol) or self.recipes["reference"]
 
+    @property
+    def normalisation(self) -> str:
+        """In words, for people: "ImageNet", "mean (0.5, 0.5, 0.5), std (...)", "in model", "caffe"."""
+        if self.framework == "pytorch" and self.mean is not None and self.std is not None:
+            if (self.mean, self.std) == IMAGENET_MEAN_STD:
+                return "ImageNet"
+            return f"mean {_triple(self.mean)}, std {_triple(self.std)}"
+        return "in model" if self.preprocess == "none" else self.preprocess
+
+
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _triple(values: tuple[float, float, float]) -> str:
+    return "(" + ", ".join(f"{value:g}" for value in values) + ")"
+
 
 # Named sets accepted wherever a model list is: `all`, and each built-in catalog file's `set`
 # (a --catalog file adds its own). `all` leaves out the opt-in sets, and so do framework/glob

@@ -17,11 +17,9 @@ import yaml
 
 from runner.atomic import write_text_atomic
 from runner.catalog import ModelSpec, load_catalog
-from runner.data.recipes import Recipe
 
 CATALOG_DIR = Path(__file__).resolve().parent
 DOCS_FILE = CATALOG_DIR.parents[1] / "docs" / "catalog.md"
-IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 INTRO = """\
 # Model catalog
@@ -131,7 +129,7 @@ def _set_section(name: str, specs: list[ModelSpec], source: tuple[str, dict]) ->
         row = [f"`{spec.name}`", spec.framework, str(spec.input_size), params, _number(spec.gflops),
                *_figures(spec.published.documented, "{!r}")]
         row += _figures(spec.published.northcutt2019, "{:.2f}") if with_2019 else []
-        row += [_recipe(spec.recipe("reference")), _normalisation(spec)]
+        row += [spec.recipe("reference").description, spec.normalisation]
         lines.append(_row(row))
     return "\n".join(lines) + "\n"
 
@@ -147,24 +145,6 @@ def _number(value: float | None, style: str = "{!r}") -> str:
 
 def _figures(pair, style: str) -> list[str]:
     return [_number(value, style) for value in (pair or (None, None))]
-
-
-def _recipe(recipe: Recipe) -> str:
-    if recipe.resize == "squash":
-        return f"squash to {recipe.size}, {recipe.interpolation}"
-    return f"{recipe.size} / {recipe.crop}, {recipe.interpolation}"
-
-
-def _normalisation(spec: ModelSpec) -> str:
-    if spec.framework == "pytorch":
-        if (spec.mean, spec.std) == IMAGENET_MEAN_STD:
-            return "ImageNet"
-        return f"mean {_triple(spec.mean)}, std {_triple(spec.std)}"
-    return "in model" if spec.preprocess == "none" else f"`{spec.preprocess}`"
-
-
-def _triple(values: tuple[float, float, float]) -> str:
-    return "(" + ", ".join(f"{value:g}" for value in values) + ")"
 
 
 def write_docs() -> None:

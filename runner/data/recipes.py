@@ -48,6 +48,14 @@ class Recipe(BaseModel):
         return self.crop or self.size
 
     @property
+    def description(self) -> str:
+        """In words, for people (catalog docs, `kpbench models`): "256 / 224, bilinear"."""
+        if self.resize == "squash":
+            crop = f" / {self.crop}" if self.crop else ""
+            return f"squash to {self.size}{crop}, {self.interpolation}"
+        return f"{self.size} / {self.crop}, {self.interpolation}"
+
+    @property
     def key(self) -> str:
         crop = f"-crop{self.crop}" if self.crop else ""
         resizer = f"-{self.resizer}" if self.resizer != "pil" else ""

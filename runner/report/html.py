@@ -18,13 +18,13 @@ from typing import Any
 
 from runner import __version__
 from runner.outputs import Location, LocationLike
-from runner.score.columns import default_settings
 from runner.report.html_charts import charts
 from runner.report.html_provenance import summarise
 from runner.report.html_rows import Page, PageRow, build_page
-from runner.report.tables import RANDOM_NOTE
 from runner.report.runs import RunTables
 from runner.report.sensitivity import page_section
+from runner.report.tables import RANDOM_NOTE
+from runner.score.columns import default_settings
 
 ASSETS = Path(__file__).with_name("page")
 # filter -> the cell column it filters on

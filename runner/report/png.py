@@ -23,8 +23,8 @@ from scipy.special import expit, logit  # noqa: E402
 
 from runner.frameworks.keras_runtime import backend_suffix  # noqa: E402
 from runner.outputs import Location, LocationLike  # noqa: E402
-from runner.score.columns import row_key  # noqa: E402
 from runner.report.tables import RANDOM_NOTE  # noqa: E402
+from runner.score.columns import row_key  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
