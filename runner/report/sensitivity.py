@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from runner.frameworks.keras_runtime import backend_suffix  # noqa: E402
@@ -58,23 +59,25 @@ def _interval(value: float | None, low: float | None, high: float | None, signed
 
 
 def print_sensitivity(console: Console, rows: list[SensitivityRow]) -> None:
+    """A table per model, most sensitive first; then the lines on documented figures and failures."""
     random = any(row.weights == "random" for row in rows)
-    title = "kpbench sensitivity: each variant against its model's base pair, on the same images"
-    table = Table(title=title + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
-    for column in ("model", "variant", "images", "Acc@1 [95%]", "Acc@5", "Δ Acc@1 [paired 95%]",
-                   "McNemar p", "flips", "images/s", "spread"):
-        table.add_column(column, justify="left" if column in ("model", "variant") else "right")
-    for i, row in enumerate(rows):
-        table.add_row(
-            _model(row) if row.variant == "" else "", row.variant or "(base)", str(row.images),
-            _interval(row.acc1, row.acc1_ci_low, row.acc1_ci_high), _number(row.acc5),
-            _interval(row.acc1_diff, row.acc1_diff_low, row.acc1_diff_high, signed=True),
-            "-" if row.mcnemar_p is None else f"{row.mcnemar_p:.3g}",
-            "-" if row.flips is None else str(row.flips), _number(row.images_per_s, 1),
-            _number(row.spread1) if row.variant == "" else "",
-            end_section=i + 1 == len(rows) or rows[i + 1].variant == "",  # a line between models
-        )
-    console.print(table, highlight=False)
+    console.print("kpbench sensitivity: each variant against its model's base pair, on the same images"
+                  + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
+    for model in dict.fromkeys(_model(row) for row in rows):
+        mine = [row for row in rows if _model(row) == model]
+        table = Table(title=f"{model}: spread of Acc@1 {_number(mine[0].spread1)} points", title_justify="left")
+        table.add_column("variant", no_wrap=True)  # the name is what tells the rows apart: never cut
+        for column in ("images", "Acc@1 [95%]", "Acc@5", "Δ Acc@1 [paired 95%]", "McNemar p", "flips",
+                       "images/s"):
+            table.add_column(escape(column), justify="right", no_wrap=True)  # [..] is not markup
+        for row in mine:
+            table.add_row(
+                row.variant or "(base)", str(row.images),
+                _interval(row.acc1, row.acc1_ci_low, row.acc1_ci_high), _number(row.acc5),
+                _interval(row.acc1_diff, row.acc1_diff_low, row.acc1_diff_high, signed=True),
+                "-" if row.mcnemar_p is None else f"{row.mcnemar_p:.3g}",
+                "-" if row.flips is None else str(row.flips), _number(row.images_per_s, 1))
+        console.print(table, highlight=False)
     for line in documented_lines(rows):
         console.print(line, highlight=False)
     for row in rows:

@@ -59,9 +59,10 @@ class SensitivityRow(Keyed):
     failure: str | None = None
 
 
-def sensitivity(out: LocationLike) -> list[SensitivityRow]:
-    """The rows of every model with variants under OUT/predictions; UserError when none has."""
-    scored = {row_key(row): row for row in score(out)}
+def sensitivity(out: LocationLike, rows: list[ScoreRow] | None = None) -> list[SensitivityRow]:
+    """The rows of every model with variants under OUT/predictions (`rows`: its score table, when
+    already computed); UserError when none has."""
+    scored = {row_key(row): row for row in (rows if rows is not None else score(out))}
     pairs: dict[RowKey, PairPredictions] = {}
     for folder in pair_folders(out):
         pair = load_pair(folder)
@@ -70,21 +71,21 @@ def sensitivity(out: LocationLike) -> list[SensitivityRow]:
     models: dict[tuple, list[RowKey]] = {}
     for key in scored:
         models.setdefault(key[:3], []).append(key)
-    rows = []
+    grouped = []
     for (framework, model, backend), keys in models.items():
         base_key = (framework, model, backend, None)
         if len(keys) == 1 or base_key not in pairs:
             continue  # no variant, or no base pair to compare with
         variants = sorted(key for key in keys if key[3] is not None)
-        rows.append([_row(scored[key], pairs.get(key), pairs[base_key], key[3] or BASE)
-                     for key in [base_key, *variants]])
-    if not rows:
+        grouped.append([_row(scored[key], pairs.get(key), pairs[base_key], key[3] or BASE)
+                        for key in [base_key, *variants]])
+    if not grouped:
         raise UserError(f"no model under {Location.of(out) / 'predictions'} has variants next to its "
                         "base pair: run it with --variants (docs/sensitivity.md)")
-    for model_rows in rows:
+    for model_rows in grouped:
         _per_model(model_rows)
-    rows.sort(key=lambda model_rows: (-_or(model_rows[0].spread1, -1.0), model_rows[0].model))
-    return [row for model_rows in rows for row in model_rows]
+    grouped.sort(key=lambda model_rows: (-_or(model_rows[0].spread1, -1.0), model_rows[0].model))
+    return [row for model_rows in grouped for row in model_rows]
 
 
 def _row(scored: ScoreRow, pair: PairPredictions | None, base: PairPredictions,
