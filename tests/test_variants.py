@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 from rich.console import Console
 
 from runner.catalog import load_catalog
@@ -27,7 +26,7 @@ from runner.plan.variants import parse_variants
 from runner.predictions import PairIdentity
 from runner.score.stats import paired_difference
 
-from .helpers import sample_config
+from .helpers import probe, sample_config
 
 # ---- no Ray ---------------------------------------------------------------------------------
 
@@ -82,21 +81,32 @@ def test_the_resizer_stays_out_of_keys_at_its_default():
                                          protocol="reference", seed=0, forward_batch=8).model_dump(
         exclude_defaults=True)
     tensor = Recipe(**BASE.model_dump(), resizer="tensor")
-    assert tensor.key == "shorter_side256-crop224-bicubic-tensor" and tensor.model_dump()["resizer"] == "tensor"
+    assert tensor.key == "shorter_side256-crop224-bicubic-tensor"
+    assert tensor.model_dump()["resizer"] == "tensor"
 
 
-@pytest.mark.parametrize("resizer", ["tensor", "tensor-noantialias"])
-def test_tensor_resizers_are_torchvisions_tensor_transforms(resizer):
-    torch = pytest.importorskip("torch")
-    from torchvision.transforms import v2
+def test_tensor_resizers_are_torchvisions_tensor_transforms(sample_dir):
+    images = [str(path) for path in sorted((sample_dir / "val").rglob("*.JPEG"))[:6]]
+    recipes = {resizer: {"resize": "shorter_side", "size": 73, "crop": 64, "interpolation": interpolation,
+                         "resizer": resizer}
+               for resizer in ("tensor", "tensor-noantialias") for interpolation in ("bilinear", "bicubic")}
+    worst = probe("pytorch", "recipe_fidelity", {"recipes": recipes, "images": images})
+    assert worst == dict.fromkeys(recipes, 0)
 
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 410, 3), np.uint8))
-    recipe = Recipe(resize="shorter_side", size=232, crop=224, interpolation="bilinear", resizer=resizer)
-    expected = v2.Compose([v2.Resize(232, antialias=resizer == "tensor"), v2.CenterCrop(224)])(
-        torch.from_numpy(np.array(image)).permute(2, 0, 1))
-    assert np.array_equal(recipe.apply(image), expected.permute(1, 2, 0).numpy())
-    pil = Recipe(resize="shorter_side", size=232, crop=224, interpolation="bilinear").apply(image)
-    assert not np.array_equal(recipe.apply(image), pil)  # a different resize, as it should be
+
+def test_execution_settings_run_and_stay_close_to_fp32():
+    settings = {"bf16": {"precision": "bf16"}, "channels_last": {"channels_last": True}}
+    results = probe("pytorch", "execution_settings", {"model": "pytorch/squeezenet1_1", "settings": settings})
+    assert results["channels_last"]["max_diff"] < 1e-4 and results["bf16"]["max_diff"] < 0.05
+
+
+@pytest.mark.slow
+def test_torch_compile_runs_on_cpu_or_fails_with_one_line():
+    results = probe("pytorch", "execution_settings", {"model": "pytorch/squeezenet1_1",
+                                                      "settings": {"compiled": {"torch_compile": True}}})
+    compiled = results["compiled"]
+    assert ("error" in compiled and compiled["error"].startswith("torch.compile does not run on cpu")
+            and "\n" not in compiled["error"]) or compiled["max_diff"] < 1e-4, compiled
 
 
 def test_paired_interval_holds_the_difference_and_narrows_with_agreement():
@@ -151,13 +161,16 @@ AS_VARIANT = {
     "crop_pct=1.0,interpolation=nearest,resizer=tensor-noantialias":
         "{resize: shorter_side, size: 64, crop: 64, interpolation: nearest, resizer: tensor-noantialias}",
 }
-GRID = ["crop_pct=1.0", "interpolation=bicubic,nearest", "resizer=pil,tensor-noantialias"]
+# three runs into one folder: each adds its variant, the base pair resumes
+RUNS = [["crop_pct=1.0", "interpolation=bicubic", "resizer=pil"],
+        ["resizer=tensor-noantialias", "interpolation=nearest", "crop_pct=1.0"],
+        ["precision=bf16", "channels_last=true"]]
 
 
 @pytest.fixture(scope="module")
 def runs(ray_two_fake_gpus, sample_dir, tmp_path_factory):
-    """A run of `tiny` under the grid, then the same folder again with two execution settings
-    (the base pair resumes), and a plain run of user entries whose recipes are two variants'."""
+    """Runs of `tiny` with variants into one folder, and a plain run of user entries whose recipes
+    are two variants'."""
     from runner.run.driver import run_benchmark
 
     folder = tmp_path_factory.mktemp("catalog")
@@ -168,7 +181,7 @@ def runs(ray_two_fake_gpus, sample_dir, tmp_path_factory):
     catalog = [str(folder / "tiny.yaml")]
     out, plain = tmp_path_factory.mktemp("variants"), tmp_path_factory.mktemp("plain")
     quiet = Console(quiet=True)
-    for variants in (GRID, ["precision=bf16", "channels_last=true"]):
+    for variants in RUNS:
         cfg = sample_config(sample_dir, out, ["tiny"], catalog=catalog, variants=variants, shard_size=8)
         assert run_benchmark(cfg, quiet).failed == {}
     cfg = sample_config(sample_dir, plain, ["tiny_as_*"], catalog=catalog, shard_size=8)
@@ -200,10 +213,10 @@ def test_a_variant_predicts_bit_for_bit_what_a_user_entry_with_its_recipe_predic
 def test_variants_are_folders_below_the_model_with_their_own_keys(runs, sample_dir):
     out, _, _ = runs
     folders = sorted(p.name for p in _model_folder(out, "tiny").glob("variant=*"))
-    assert len(folders) == 4 + 2 and "variant=channels_last=true,precision=bf16" in folders
+    assert folders == ["variant=" + name for name in [*AS_VARIANT, "channels_last=true,precision=bf16"]]
     provenance = {p.parent.name: json.loads(pq.read_schema(p).metadata[b"kpbench.provenance"])
                   for p in _model_folder(out, "tiny").rglob("shard-00000.parquet")}
-    assert len({document["pair_key"] for document in provenance.values()}) == 7
+    assert len({document["pair_key"] for document in provenance.values()}) == 4
     assert "variant" not in provenance["model=tiny"]
     bf16 = provenance["variant=channels_last=true,precision=bf16"]
     assert (bf16["variant"], bf16["precision"], bf16["memory_format"]) == (
@@ -223,7 +236,7 @@ def test_the_table_has_a_variant_column_only_with_variants(runs):
     with open(out / "results" / "accuracy.csv") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0])[:3] == ["framework", "model", "variant"]
-    assert sorted(row["variant"] for row in rows)[0] == "" and len(rows) == 7
+    assert sorted(row["variant"] for row in rows)[0] == "" and len(rows) == 4
     with open(plain / "results" / "accuracy.csv") as file:
         assert "variant" not in file.readline().split(",")
     assert "variant" not in json.loads((plain / "results" / "accuracy.json").read_text())["rows"][0]
@@ -235,7 +248,7 @@ def test_sensitivity_flips_match_the_parquet_files(runs, capsys):
     printed = capsys.readouterr().out
     assert "kpbench sensitivity" in printed and "(base)" in printed
     rows = json.loads((out / "results" / "sensitivity.json").read_text())["rows"]
-    assert [row["variant"] for row in rows][0] == "" and len(rows) == 7
+    assert [row["variant"] for row in rows][0] == "" and len(rows) == 4
     assert (out / "results" / "sensitivity.png").stat().st_size > 0
     table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table(
         columns=["position", "label", "top5_class", "variant"])
