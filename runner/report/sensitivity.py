@@ -65,7 +65,8 @@ def print_sensitivity(console: Console, rows: list[SensitivityRow]) -> None:
                   + (f"  [bold yellow]({RANDOM_NOTE})[/]" if random else ""))
     for model in dict.fromkeys(_model(row) for row in rows):
         mine = [row for row in rows if _model(row) == model]
-        table = Table(title=f"{model}: spread of Acc@1 {_number(mine[0].spread1)} points", title_justify="left")
+        table = Table(title=f"{model}: spread of Acc@1 {_number(mine[0].spread1)} points",
+                      title_justify="left")
         table.add_column("variant", no_wrap=True)  # the name is what tells the rows apart: never cut
         for column in ("images", "Acc@1 [95%]", "Acc@5", "Δ Acc@1 [paired 95%]", "McNemar p", "flips",
                        "images/s"):

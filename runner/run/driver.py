@@ -139,8 +139,9 @@ def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resum
     biggest_first = sorted(states, key=lambda s: -s.shards_left * s.shard_seconds)
     width = max([32, *(len(state.key) for state in biggest_first[:PLAN_LINES])])  # variants' names
     for state in biggest_first[:PLAN_LINES]:
-        console.print(f"    {state.key:<{width}} {state.shards_left:>5} shards  ~{_duration(state.shard_seconds)}"
-                      f"/shard  replicas planned: {estimate.replicas[state.key]}  "
+        console.print(f"    {state.key:<{width}} {state.shards_left:>5} shards  "
+                      f"~{_duration(state.shard_seconds)}/shard  "
+                      f"replicas planned: {estimate.replicas[state.key]}  "
                       f"({sources[state.key]})", highlight=False)
     if len(biggest_first) > PLAN_LINES:
         console.print(f"    ... and {len(biggest_first) - PLAN_LINES} smaller model(s)")
