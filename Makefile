@@ -52,7 +52,10 @@ else
 # weights caches read-only at /cache/{torch,keras} (the entrypoint mirrors them writable). As root,
 # as the image's own user (uid 1000) instead, to whom ./data and OUT are given.
 AS_ROOT := $(filter 0,$(shell id -u))
-DOCKER_RUN = $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):$$(id -g)) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
+# podman: docker/containers.conf (runc, fixed ulimits) unless CONTAINERS_CONF is set, as the image
+# targets do (docker/image-lib.sh; docs/images.md)
+ENGINE_ENV = $(if $(findstring podman,$(notdir $(DOCKER))),CONTAINERS_CONF=$(or $(CONTAINERS_CONF),$(CURDIR)/docker/containers.conf))
+DOCKER_RUN = $(ENGINE_ENV) $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):$$(id -g)) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
 	$(if $(GPUS),--gpus $(GPUS)) \
 	-v $(CURDIR)/data:/work/data -v $(CURDIR)/configs:/work/configs:ro \
 	-v $(abspath $(CONFIG)):/work/run.yaml:ro -v $(abspath $(OUT)):/out \
@@ -62,7 +65,7 @@ DOCKER_RUN = $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):$$(id -g)) -e 
 	$(IMAGE)
 run:
 	mkdir -p data $(OUT)
-	$(if $(AS_ROOT),chown "$$($(DOCKER) run --rm --entrypoint id $(IMAGE) -u)" data $(OUT))
+	$(if $(AS_ROOT),chown "$$($(ENGINE_ENV) $(DOCKER) run --rm --entrypoint id $(IMAGE) -u)" data $(OUT))
 	$(if $(DATA),,test -f $(SAMPLE)/classes.txt || $(DOCKER_RUN) sample-data $(SAMPLE))
 	$(DOCKER_RUN) run --config /work/run.yaml --out /out $(if $(DATA),--data /data) $(if $(MODELS),--models $(MODELS))
 endif
@@ -73,9 +76,11 @@ score: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# ruff, and hadolint on the Dockerfiles (no Docker engine needed).
+# ruff, mypy over runner/ (config in pyproject.toml), and hadolint on the Dockerfiles (no Docker
+# engine needed).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/hadolint docker/Dockerfile docker/Dockerfile.cpu
 
 # Regenerate docker/*.lock (hashes, Linux x86_64, the images' Python) from requirements.txt.

@@ -93,10 +93,10 @@ def sample(report: Report, adapter, spec, images: int, seconds: float, load: flo
     """A throughput sample in the form kpbench's plan calibration reads."""
     from runner.plan.calibration import ThroughputSample
 
-    device = adapter.provenance()["device"]
+    device = adapter.provenance().device
     report.document["samples"].append(ThroughputSample(
         host=report.document["host"], device=device, gpu=device != "cpu", framework=spec.framework,
-        backend=adapter.provenance().get("backend"), model=spec.key, one_image=one_image,
+        backend=adapter.provenance().backend, model=spec.key, one_image=one_image,
         precision=precision, gflops=spec.gflops, images=images, seconds=seconds, load_seconds=load,
         source="gpu_check",
     ).model_dump())
@@ -117,7 +117,7 @@ def check_pytorch(report: Report, sizes: Sizes, threads: int) -> None:
             probs, seconds = timed(adapter, images, batch)
             report.add("pytorch", {"model": key, "batch": batch, "images": len(images),
                                    "images_per_s": round(len(images) / seconds, 1),
-                                   "device": adapter.provenance()["device"]})
+                                   "device": adapter.provenance().device})
             sample(report, adapter, spec, len(images), seconds, load, False, "fp32")
         again, _ = timed(adapter, images, sizes.batch_sizes[0])
         first, _ = timed(adapter, images, sizes.batch_sizes[0])
@@ -142,7 +142,7 @@ def check_keras_jax(report: Report, sizes: Sizes, threads: int) -> None:
         probs, seconds = timed(adapter, images[:count], batch, in_flight)
         report.add("keras_jax", {"model": spec.key, "mode": mode, "batch": batch, "images": count,
                                  "images_per_s": round(count / seconds, 1), "load_seconds": round(load, 1),
-                                 "device": adapter.provenance()["device"]})
+                                 "device": adapter.provenance().device})
         sample(report, adapter, spec, count, seconds, load, batch == 1, "fp32")
         if mode == "reproducible":
             again, _ = timed(adapter, images[:count], 1, 2)
@@ -161,7 +161,7 @@ def compare_precisions(report: Report, spec, threads: int, count: int, batch: in
     for precision in ("fp32", "tf32", "bf16"):
         adapter = load_adapter(spec, "random", 0, threads, precision, backend)
         results[precision], _ = timed(adapter, images, batch)
-        in_effect = adapter.provenance()["precision_in_effect"]
+        in_effect = adapter.provenance().precision_in_effect
         if precision != "fp32":
             report.add("precision", {"model": spec.key, "backend": backend, "precision": precision,
                                      "images": count, **agreement(results["fp32"], results[precision]),

@@ -50,7 +50,7 @@ def child(backend: str, model: str, weights: str, images: str, probs_out: str) -
     seconds = time.perf_counter() - started
     np.save(probs_out, probs)
     return {"images_per_s": len(batch) / seconds, "load_seconds": load,
-            "device": adapter.provenance()["device"]}
+            "device": adapter.provenance().device}
 
 
 def compare(model: str, count: int, work: Path) -> dict:

@@ -109,8 +109,8 @@ def kpbench_predictions(out: Path) -> tuple[dict, float, float]:
     decodes, infer = {}, 0.0
     for path in (out / "predictions").rglob("*.parquet"):
         provenance = read_provenance(path)
-        decodes[provenance["decode"]["decode_id"]] = provenance["decode"]["decode_seconds"]
-        infer += provenance["shard_seconds"]
+        decodes[provenance.decode.decode_id] = provenance.decode.decode_seconds
+        infer += provenance.shard_seconds
     return predictions, sum(decodes.values()), infer
 
 

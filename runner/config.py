@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -25,14 +25,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol
+from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol, Weights
 from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 from runner.plan.variants import Variant, parse_variants
 
-DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+if TYPE_CHECKING:  # a Literal made from the data is a str to a type checker
+    DatasetName = str
+else:
+    DatasetName = Literal[tuple(DATASETS)]
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class RunConfig(BaseModel):
             "your own models: catalog YAML files whose entries join the built-in ones "
             "(docs/models.md); their builders are code you chose to run"
         ))
-    weights: Literal["pretrained", "random"] = Field("pretrained", description=(
+    weights: Weights = Field("pretrained", description=(
         "pretrained, or random: fixed-seed random weights for smoke runs and tests"
     ))
     protocol: Protocol = Field("reference", description=(

@@ -117,7 +117,7 @@ def _convert(framework, model, preds_path, probs_path, files, labels, ground_tru
     identity = hashlib.sha256("\n".join(image_ids).encode() + labels.tobytes()).hexdigest()[:16]
     provenance = _provenance(framework, model, (preds_path, probs_path), identity, rows,
                              f"ground truth {ground_truth}" if ground_truth else "row // 50")
-    table = predictions_table(image_ids, np.arange(rows), labels, [None] * rows, classes,
+    table = predictions_table(image_ids, range(rows), labels, [None] * rows, classes,
                               top_probs, provenance)
     return table, provenance.pair_key
 

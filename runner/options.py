@@ -16,7 +16,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
 
@@ -88,6 +88,7 @@ class RunOption:
         kwargs: dict = {"dest": self.key, "default": None, "help": self.help()}
         if self.hints.metavar:
             kwargs["metavar"] = self.hints.metavar
+        style: dict[str, Any] | None
         if self.hints.parse:
             style = {"type": self.hints.parse}
         elif self.hints.repeatable:
@@ -100,7 +101,7 @@ class RunOption:
         return {**kwargs, **style}
 
     def help(self) -> str:
-        text = self.field.description.replace("`", "")
+        text = (self.field.description or "").replace("`", "")
         if self.item_words:
             text += "; comma-separated, from " + ", ".join(self.item_words)
         default = "required" if self.field.is_required() else f"default: {self.typed_default()}"
@@ -218,7 +219,7 @@ def reference_markdown() -> str:
     ]
     for option in run_options():
         cells = (f"`{option.key}`", option.flag_text(), option.type_text(),
-                 option.yaml_default(), option.field.description)
+                 option.yaml_default(), option.field.description or "")
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 

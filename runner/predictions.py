@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Never, Self, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from runner.data.records import DatasetSummary
 from runner.errors import UserError
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.frameworks.precision import DEFAULT_PRECISION
@@ -42,18 +43,19 @@ FAILURE_FILE = "_failed.json"
 READ_THREADS = 16  # files whose provenance is read at once (on object storage, a request or two each)
 
 
-class Keyed(BaseModel):
-    """A typed record that also reads by key, under the names its JSON and table files use
-    (`row["acc1"]`); `key in record` says whether the field was given, as optional columns
-    and provenance entries are left out of the files when they were not."""
+class Record(BaseModel):
+    """A typed record of a file. Optional columns and provenance entries are left out of the
+    files when they were not given: `given(field)` says whether this one was."""
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in self:
-            raise KeyError(key)
-        return getattr(self, key)
+    def given(self, field: str) -> bool:
+        if field not in type(self).model_fields:
+            raise AttributeError(f"{type(self).__name__} has no field {field!r}")
+        return field in self.model_fields_set
 
-    def __contains__(self, key: object) -> bool:
-        return key in self.model_fields_set
+    def __contains__(self, field: Never) -> bool:
+        # not a mapping: without this, `"acc1" in row` would search pydantic's (name, value)
+        # pairs and be False. `Never`: mypy flags every use.
+        raise TypeError(f"{type(self).__name__} is not a mapping: use .given({field!r})")
 
 
 class PairIdentity(BaseModel):
@@ -91,19 +93,7 @@ class PairIdentity(BaseModel):
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class DatasetSummary(Keyed):
-    model_config = ConfigDict(extra="allow")
-
-    root: str | None = None
-    layout: str | None = None  # "class_folders", "flat", ..., or "imported"
-    images: int
-    classes: int | None = None
-    fingerprint: str | None = None
-    name: str = "imagenet"  # which test set (runner.data.shift.DATASETS)
-    subset: list[int] | None = None  # the classes an A/R-style set is scored over
-
-
-class RecordedSpec(Keyed):
+class RecordedSpec(Record):
     """The catalog entry a file was made with, as recorded. Lenient (every entry kept, little
     required) so that files made with an older or newer catalog still score."""
 
@@ -119,23 +109,25 @@ class RecordedSpec(Keyed):
     documented_source: str | None = None
 
 
-class ShardRecord(Keyed):
+class ShardRecord(Record):
     index: int
     start: int  # first position, inclusive
     stop: int  # last position, exclusive
 
 
-class DecodeRecord(Keyed):
+class DecodeRecord(Record):
     decode_id: str  # the same in every model's file that shared the decoding
     decoded_by: str  # host:pid
     decode_seconds: float
 
 
-class PairRecord(Keyed):
+class PairRecord(Record):
     """What every file of a (framework, model) folder says about the pair (and the failure
-    file too). Entries this model does not name are kept as they are."""
+    file too). Strict when written: a field it does not declare is an error (a misspelt entry
+    is refused, not kept). Lenient when read (`read_json`): files of another kpbench version
+    still load, and entries this one does not name are kept as they are."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     framework: str
     model: str
@@ -162,6 +154,15 @@ class PairRecord(Keyed):
     def to_dict(self) -> dict[str, Any]:
         """The JSON document, with exactly the entries the writer gave."""
         return self.model_dump(mode="json", exclude_unset=True)
+
+    @classmethod
+    def read_json(cls, document: bytes | str) -> Self:
+        """A record as a file holds it: entries this model does not declare are kept."""
+        return cls._as_read().model_validate_json(document)
+
+    @classmethod
+    def _as_read(cls) -> type[Self]:
+        return cls  # the subclasses written to files override it
 
 
 class Provenance(PairRecord):
@@ -203,6 +204,13 @@ class Provenance(PairRecord):
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), sort_keys=True).encode()
 
+    @classmethod
+    def _as_read(cls) -> type[Self]:
+        return cast("type[Self]", _ReadProvenance)
+
+
+R = TypeVar("R", bound=PairRecord)
+
 
 class Failure(PairRecord):
     """OUT/predictions/framework=<fw>/model=<name>/_failed.json: why the pair has no (or not
@@ -215,6 +223,18 @@ class Failure(PairRecord):
         # framework, model and reason first, so that the file reads well
         head = {key: document.pop(key) for key in ("framework", "model", "reason")}
         return json.dumps(head | document, indent=1)
+
+    @classmethod
+    def _as_read(cls) -> type[Self]:
+        return cast("type[Self]", _ReadFailure)
+
+
+class _ReadProvenance(Provenance):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ReadFailure(Failure):
+    model_config = ConfigDict(extra="allow")
 
 
 def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
@@ -283,7 +303,7 @@ def predictions_table(
     if ok.sum() != len(classes) or len(classes) != len(probs):
         raise ValueError("one top-k row is needed per readable image")
     missing = pa.array(~ok)
-    arrays = [
+    arrays: list[pa.Array] = [
         pa.array(image_ids, pa.string()),
         pa.array(positions, pa.int64()),
         pa.array(labels, pa.int32()),
@@ -347,9 +367,9 @@ def read_provenances(paths: Sequence[Location]) -> list[Provenance]:
         return list(pool.map(read_provenance, paths))
 
 
-def _validated(model: type[PairRecord], document: bytes | str, path: Location):
+def _validated(model: type[R], document: bytes | str, path: Location) -> R:
     try:
-        return model.model_validate_json(document)
+        return model.read_json(document)
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(part) for part in problem["loc"])
@@ -457,17 +477,17 @@ def load_pair(folder: LocationLike, image_ids: bool = False,
     positions = positions[order]
     if len(positions) and (np.diff(positions) == 0).any():
         raise UserError(f"{folder} holds more than one row for some images")
-    seconds = [p.shard_seconds for p in provenances]
+    seconds = [p.shard_seconds for p in provenances if p.shard_seconds is not None]
     return PairPredictions(
         provenance=provenances[0] if provenances else None,
         failure=read_failure(folder),
         positions=positions,
         labels=table["label"].to_numpy()[order],
         top=_matrix(table[f"{prefix}top5_class"], -1)[order],
-        ok=pc.equal(table["status"], STATUS_OK).to_numpy(zero_copy_only=False)[order],
+        ok=pc.equal(table["status"], pa.scalar(STATUS_OK)).to_numpy(zero_copy_only=False)[order],
         image_ids=table["image_id"].take(order) if image_ids else None,
         probs=_matrix(table[f"{prefix}top5_prob"], np.nan)[order] if probabilities else None,
-        seconds=sum(seconds) if provenances and None not in seconds else None,
+        seconds=sum(seconds) if provenances and len(seconds) == len(provenances) else None,
     )
 
 

@@ -50,8 +50,7 @@ def check(predict: Callable[[np.ndarray], np.ndarray], recipe: Recipe) -> Sanity
     classes, _ = top_k(probabilities)
     top5 = {photo.name: classes[i].tolist() for i, photo in enumerate(photos)}
     hits = sum(top5_hits(top5, photos).values())
-    status = "ok" if hits >= MIN_FRACTION * len(photos) else "failed"
-    return SanityResult(status, hits, len(photos), top5)
+    return SanityResult("ok" if hits >= MIN_FRACTION * len(photos) else "failed", hits, len(photos), top5)
 
 
 def run_check(mode: Mode, key: str, predict, recipe: Recipe, folder: LocationLike) -> SanityResult:

@@ -201,7 +201,7 @@ def precision_switches(framework: str, args: dict) -> dict:
     adapter = load_adapter(spec, "random", 0, 1, "bf16", args.get("backend"))
     images = np.random.default_rng(0).integers(0, 256, (2, spec.input_size, spec.input_size, 3), np.uint8)
     probs = adapter.predict(images)
-    out = {"bf16_run": {"provenance": adapter.provenance()["precision_in_effect"],
+    out = {"bf16_run": {"provenance": adapter.provenance().precision_in_effect,
                         "shape": list(probs.shape), "row_sums": probs.sum(axis=1).tolist()}}
     for setting in precision.PRECISIONS:
         switch = precision.set_torch if framework == "pytorch" else precision.set_keras
@@ -280,7 +280,7 @@ def keras_pretrained_predictions(framework: str, args: dict) -> dict:
     adapter = load_adapter(spec, "pretrained", 0, 1, backend=args["backend"])
     size = spec.input_size
     images = np.random.default_rng(0).integers(0, 256, (args["images"], size, size, 3), np.uint8)
-    return {"probs": adapter.predict(images).tolist(), "weights_file": adapter.provenance()["weights_file"],
+    return {"probs": adapter.predict(images).tolist(), "weights_file": adapter.provenance().weights_file,
             "weights_checksum": _keras_checksum(adapter.model)}
 
 

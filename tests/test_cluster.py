@@ -87,13 +87,13 @@ def test_packed_shards_on_two_nodes_to_a_bucket_equal_a_local_run(two_node_clust
     files = [path for folder in pair_folders(cluster_out) for path in folder.files("*.parquet")]
     shards = [key for key in s3_server.keys("cluster/predictions") if key.endswith(".parquet")]
     assert len(files) == len(shards) == len(MODELS) * 4  # beside them: each model's _sanity.json
-    nodes = {read_provenance(path)["node_id"] for path in files}
+    nodes = {read_provenance(path).node_id for path in files}
     assert len(nodes) == 2, "actors ran on one node only"
     rows = score(cluster_out)
-    assert [(r["images"], r["errors"], r["missing"]) for r in rows] == [(15, 0, 0)] * len(MODELS)
+    assert [(r.images, r.errors, r.missing) for r in rows] == [(15, 0, 0)] * len(MODELS)
 
     _run(_plain_env(), "--data", str(sample_dir / "val"), "--classes",
          str(sample_dir / "classes.txt"), "--out", str(local_out))
     comparison = compare_runs(local_out, cluster_out)
     assert len(comparison) == len(MODELS)
-    assert all(row["identical"] for row in comparison), comparison
+    assert all(row.identical for row in comparison), comparison

@@ -22,7 +22,7 @@ def _runs(tmp_path, top5_b, errors_b=()):
 
 def test_identical_runs(tmp_path, capsys):
     a, b = _runs(tmp_path, TOP5)
-    assert all(row["identical"] for row in compare_runs(a, b))
+    assert all(row.identical for row in compare_runs(a, b))
     assert main(["compare", str(a), str(b), "--require-identical"]) == 0
     assert "identical: all 2 model(s)" in capsys.readouterr().out
 
@@ -30,17 +30,17 @@ def test_identical_runs(tmp_path, capsys):
 def test_changed_predictions_are_counted_and_named(tmp_path, capsys):
     changed = [TOP5[0], [0, 1, 2, 3, 4], [2, 1, 0, 3, 4], [9, 8, 7, 6, 3]]
     a, b = _runs(tmp_path, changed)
-    row = {r["model"]: r for r in compare_runs(a, b)}["m"]
+    row = {r.model: r for r in compare_runs(a, b)}["m"]
     # image 1: top-1 1 -> 0 (same set); image 2: same top-1, same set; image 3: set changed
-    assert row["top1_changed"] == 1
-    assert row["top1_agreement"] == 75.0
-    assert row["top5_set_agreement"] == 75.0
-    assert row["acc1_diff"] == -25.0  # image 1 was right, now wrong
-    assert row["acc5_diff"] == 25.0  # image 3's label 3 entered the top 5
+    assert row.top1_changed == 1
+    assert row.top1_agreement == 75.0
+    assert row.top5_set_agreement == 75.0
+    assert row.acc1_diff == -25.0  # image 1 was right, now wrong
+    assert row.acc5_diff == 25.0  # image 3's label 3 entered the top 5
     # probabilities are 0.5, 0.2, 0.1, 0.1, 0.1 by rank: class 1 moved from 0.5 to 0.2
-    assert row["max_prob_diff"] == pytest.approx(0.3)
+    assert row.max_prob_diff == pytest.approx(0.3)
     # McNemar: only A got image 1 right, nothing the other way; one image proves nothing
-    assert (row["only_a_right"], row["only_b_right"], row["mcnemar_p"]) == (1, 0, 1.0)
+    assert (row.only_a_right, row.only_b_right, row.mcnemar_p) == (1, 0, 1.0)
     assert main(["compare", str(a), str(b), "--require-identical"]) == 1
     out = capsys.readouterr().out
     assert "differs: pytorch/m: 1 changed top-1" in out and "keras/same" not in out.split("differs")[-1]
@@ -49,8 +49,8 @@ def test_changed_predictions_are_counted_and_named(tmp_path, capsys):
 
 def test_unreadable_image_in_one_run_is_a_difference(tmp_path):
     a, b = _runs(tmp_path, [TOP5[0], None, TOP5[2], TOP5[3]], errors_b={1})
-    row = {r["model"]: r for r in compare_runs(a, b)}["m"]
-    assert row["status_changed"] == 1 and row["images"] == 3 and not row["identical"]
+    row = {r.model: r for r in compare_runs(a, b)}["m"]
+    assert row.status_changed == 1 and row.images == 3 and not row.identical
 
 
 def test_no_common_models_is_an_error(tmp_path):
@@ -67,8 +67,8 @@ def test_figures_match_the_arrays_on_random_predictions(tmp_path):
     write_pair(tmp_path / "b", "keras", "m", labels, tops[200:])
     (row,) = compare_runs(tmp_path / "a", tmp_path / "b")
     a, b = np.array(tops[:200]), np.array(tops[200:])
-    assert row["top1_changed"] == int((a[:, 0] != b[:, 0]).sum())
-    assert row["top5_set_agreement"] == pytest.approx(
+    assert row.top1_changed == int((a[:, 0] != b[:, 0]).sum())
+    assert row.top5_set_agreement == pytest.approx(
         100 * (np.sort(a, 1) == np.sort(b, 1)).all(1).mean())
 
 
@@ -80,8 +80,8 @@ def test_mcnemar_between_two_runs_of_one_model(tmp_path, capsys):
     write_pair(tmp_path / "b", "keras", "m", labels, right[:2] + wrong[2:])
     (row,) = compare_runs(tmp_path / "a", tmp_path / "b")
     # 10 images only A got right: two-sided exact p = 2 / 2 ** 10
-    assert (row["only_a_right"], row["only_b_right"]) == (10, 0)
-    assert row["mcnemar_p"] == pytest.approx(2 / 1024)
+    assert (row.only_a_right, row.only_b_right) == (10, 0)
+    assert row.mcnemar_p == pytest.approx(2 / 1024)
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "mcnemar_p" in capsys.readouterr().out
 

@@ -50,12 +50,12 @@ def test_each_actor_had_its_own_gpu(two_runs):
     intervals = []
     for folder in (two_runs[0] / "predictions").glob("framework=*/model=*"):
         provenances = [read_provenance(p) for p in folder.glob("*.parquet")]
-        (gpu_ids,) = {tuple(p["gpu_ids"]) for p in provenances}
-        (started,) = {p["actor_started"] for p in provenances}
+        (gpu_ids,) = {tuple(p.gpu_ids) for p in provenances}
+        (started,) = {p.actor_started for p in provenances}
         # a GPU was assigned, so the driver and CUDA versions are recorded (here, where the GPUs
         # are Ray's fakes and no nvidia-smi exists, as "unknown (nvidia-smi not found)")
-        assert all(p["nvidia_driver"] and p["cuda"] for p in provenances)
-        intervals.append((gpu_ids, started, max(p["written_at"] for p in provenances)))
+        assert all(p.nvidia_driver and p.cuda for p in provenances)
+        intervals.append((gpu_ids, started, max(p.written_at for p in provenances)))
     assert all(len(ids) == 1 and ids[0] in {"0", "1"} for ids, _, _ in intervals)
     assert {ids for ids, _, _ in intervals} == {("0",), ("1",)}
     for i, (ids_a, start_a, end_a) in enumerate(intervals):
@@ -73,8 +73,8 @@ def test_two_runs_give_identical_predictions(two_runs):
 def test_random_weights_are_recorded_in_every_file(two_runs):
     for path in (two_runs[0] / "predictions").rglob("*.parquet"):
         provenance = read_provenance(path)
-        assert provenance["weights"] == "random"
-        assert provenance["dataset"]["images"] == 15
+        assert provenance.weights == "random"
+        assert provenance.dataset.images == 15
 
 
 def test_score_writes_the_table(two_runs, capsys):
@@ -121,12 +121,12 @@ def test_compare_batched_with_reproducible_keras(two_runs, batched_keras_run):
     (row,) = compare_runs(two_runs[0], batched_keras_run)  # keras/resnet50 is the one in both
     folder = "predictions/framework=keras/model=resnet50"
     one, batched = (load_pair(out / folder, probabilities=True) for out in (two_runs[0], batched_keras_run))
-    assert read_provenance(next((batched_keras_run / folder).glob("*.parquet")))["batch_mode"] == "batched"
-    assert row["images"] == 15
-    assert row["top1_changed"] == int((one.top[:, 0] != batched.top[:, 0]).sum())
+    assert read_provenance(next((batched_keras_run / folder).glob("*.parquet"))).batch_mode == "batched"
+    assert row.images == 15
+    assert row.top1_changed == int((one.top[:, 0] != batched.top[:, 0]).sum())
     if np.array_equal(one.top, batched.top):
-        assert row["max_prob_diff"] == float(np.abs(one.probs - batched.probs).max())
-    assert row["identical"] == (
+        assert row.max_prob_diff == float(np.abs(one.probs - batched.probs).max())
+    assert row.identical == (
         np.array_equal(one.top, batched.top) and np.array_equal(one.probs, batched.probs)
     )
 

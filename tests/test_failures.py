@@ -82,7 +82,7 @@ def test_bad_images_each_get_a_row_with_the_right_status(local_ray, tmp_path):
         else:
             assert pd.isna(row.error) and len(row.top5_class) == 5
     for table_row in score(tmp_path / "out"):
-        assert (table_row["images"], table_row["errors"]) == (6, 4)
+        assert (table_row.images, table_row.errors) == (6, 4)
 
 
 def test_actors_that_die_mid_shard_are_restarted_and_redo_it(local_ray, sample_dir, tmp_path,
@@ -132,10 +132,10 @@ def test_missing_weights_fail_only_their_pair(sample_dir, tmp_path):
          "--shard-size", "8"], env))
     assert code == 1, err
     assert "failed keras/mobilenet: keras/mobilenet: weights file" in " ".join(out.split())
-    rows = {row["model"]: row for row in score(tmp_path / "out")}
-    assert rows["squeezenet1_1"]["status"] == "ok" and rows["squeezenet1_1"]["images"] == 15
-    assert rows["mobilenet"]["status"] == "failed" and "not cached" in rows["mobilenet"]["failure"]
-    assert rows["mobilenet"]["missing"] == 15 and np.isnan(rows["mobilenet"]["acc1"])
+    rows = {row.model: row for row in score(tmp_path / "out")}
+    assert rows["squeezenet1_1"].status == "ok" and rows["squeezenet1_1"].images == 15
+    assert rows["mobilenet"].status == "failed" and "not cached" in rows["mobilenet"].failure
+    assert rows["mobilenet"].missing == 15 and np.isnan(rows["mobilenet"].acc1)
 
 
 def kill_driver_mid_run(args, shards_written, at_least: int = 4) -> None:

@@ -213,21 +213,21 @@ def test_all_ten_tables_and_the_correct_sets_on_the_2019_files(imported_2019, st
         tables = score_label_sets(imported_2019, plain, LabelSetRequest(study, names, published))
         for table in tables:
             assert len(table.rows) == 34 and not table.notes
-            assert {row["images"] for row in table.rows} == {counts[table.name][0]}
+            assert {row.images for row in table.rows} == {counts[table.name][0]}
             assert {row.cimages for row in table.rows} == {counts[table.name][1]}
-            assert sorted(row["tier"] for row in table.rows)[0] == 1
+            assert sorted(row.tier for row in table.rows)[0] == 1
     # corrected labels help every model on consensus-3: its images had wrong original labels
-    consensus = {row["model"]: row for row in tables[2].rows if row["framework"] == "pytorch"}
-    assert all(row["cacc1"] > row["acc1"] for row in tables[2].rows)
-    assert consensus["resnet50"]["ctier"] < consensus["alexnet"]["ctier"]
+    consensus = {row.model: row for row in tables[2].rows if row.framework == "pytorch"}
+    assert all(row.cacc1 > row.acc1 for row in tables[2].rows)
+    assert consensus["resnet50"].ctier < consensus["alexnet"].ctier
 
 
 def test_tiers_of_the_published_ranking(imported_2019):
     """docs/accuracy.md: 18 of the 33 adjacent Acc@1 gaps are significant, 19 tiers."""
     rows = score(imported_2019)
-    significant = [row for row in rows if row["tier_p_above"] is not None and row["tier_p_above"] < 0.05]
-    assert (len(rows), len(significant), rows[-1]["tier"]) == (34, 18, 19)
-    tier_of = {row["model"]: row["tier"] for row in rows if row["framework"] == "pytorch"}
+    significant = [row for row in rows if row.tier_p_above is not None and row.tier_p_above < 0.05]
+    assert (len(rows), len(significant), rows[-1].tier) == (34, 18, 19)
+    tier_of = {row.model: row.tier for row in rows if row.framework == "pytorch"}
     # densenet161, resnet101 and densenet201 cannot be told apart from keras xception
     assert tier_of["densenet161"] == tier_of["resnet101"] == tier_of["densenet201"] == 4
 
@@ -272,9 +272,9 @@ def test_removed_set_has_no_corrected_figures(tmp_path, study):
     request = LabelSetRequest(study, ["removed-3", "corrected-3"], partial=True)
     removed, corrected = score_label_sets(tmp_path, score(tmp_path), request)
     (row,) = removed.rows
-    assert (row["images"], row["acc1"], "cacc1" in row, "cimages" in row) == (2, 50.0, False, False)
+    assert (row.images, row.acc1, row.given("cacc1"), row.given("cimages")) == (2, 50.0, False, False)
     (row,) = corrected.rows  # all six images; corrected labels on the four study images
-    assert (row["images"], row["acc1"], row["cimages"], row["cacc1"]) == (6, 50.0, 6, 50.0)
+    assert (row.images, row.acc1, row.cimages, row.cacc1) == (6, 50.0, 6, 50.0)
 
 
 def test_runs_without_file_names_or_with_other_labels_are_refused(tmp_path, study):

@@ -123,8 +123,8 @@ def test_a_run_to_s3_has_the_predictions_of_a_local_run(runs):
     comparison = compare_runs(local, in_bucket)
     assert len(comparison) == len(MODELS) and all(row.identical for row in comparison), comparison
     figures = ("framework", "model", "acc1", "acc5", "images", "errors", "missing", "status")
-    assert [[row[k] for k in figures] for row in score(in_bucket)] == [
-        [row[k] for k in figures] for row in score(local)]
+    assert [[getattr(row, k) for k in figures] for row in score(in_bucket)] == [
+        [getattr(row, k) for k in figures] for row in score(local)]
 
 
 def test_each_shard_is_one_put_and_nothing_else_is_left(runs, s3_server):

@@ -55,7 +55,7 @@ def test_packed_and_folder_crops_are_identical(many_images, tmp_path):
     recipe = load_catalog().get("pytorch/resnet18").recipe("reference")
     crops_a, report_a = load_crops(list(folder.records[60:140]), recipe, threads=2)
     crops_b, report_b = load_crops(list(packed.records[60:140]), recipe, threads=2)
-    assert np.array_equal(crops_a, crops_b) and report_a["errors"] == report_b["errors"]
+    assert np.array_equal(crops_a, crops_b) and report_a.errors == report_b.errors
 
 
 def test_a_uri_without_a_pack_is_a_clear_error(tmp_path):

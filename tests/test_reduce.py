@@ -32,24 +32,24 @@ def test_accuracy_errors_missing_and_ranks(tmp_path):
            [[1, 0, 0, 0, 0], None, [3, 9, 9, 9, 9], [9, 9, 9, 9, 4]], errors={1})
     # model c: only the first shard of two written -> 2 images missing
     write_pair(tmp_path, "keras", "c", labels[:2], [[1, 0, 0, 0, 0], [2, 0, 0, 0, 0]], images=4)
-    rows = {row["model"]: row for row in score(tmp_path)}
-    assert rows["a"]["acc1"] == 50.0 and rows["a"]["acc5"] == 75.0
-    assert rows["b"]["acc1"] == pytest.approx(200 / 3) and rows["b"]["acc5"] == 100.0
-    assert (rows["b"]["images"], rows["b"]["errors"], rows["b"]["missing"]) == (3, 1, 0)
-    assert (rows["c"]["images"], rows["c"]["missing"], rows["c"]["acc1"]) == (2, 2, 100.0)
-    assert [rows[m]["rank1"] for m in "abc"] == [3, 2, 1]
-    assert [rows[m]["rank5"] for m in "abc"] == [3, 1, 1]  # ties share the better rank
-    assert rows["a"]["published_acc1"] is None  # reference protocol: documented figure, none here
-    assert rows["a"]["images_per_s"] == 2.0
+    rows = {row.model: row for row in score(tmp_path)}
+    assert rows["a"].acc1 == 50.0 and rows["a"].acc5 == 75.0
+    assert rows["b"].acc1 == pytest.approx(200 / 3) and rows["b"].acc5 == 100.0
+    assert (rows["b"].images, rows["b"].errors, rows["b"].missing) == (3, 1, 0)
+    assert (rows["c"].images, rows["c"].missing, rows["c"].acc1) == (2, 2, 100.0)
+    assert [rows[m].rank1 for m in "abc"] == [3, 2, 1]
+    assert [rows[m].rank5 for m in "abc"] == [3, 1, 1]  # ties share the better rank
+    assert rows["a"].published_acc1 is None  # reference protocol: documented figure, none here
+    assert rows["a"].images_per_s == 2.0
 
 
 def test_northcutt2019_protocol_compares_with_the_2019_table(tmp_path):
     write_pair(tmp_path, "pytorch", "a", [1], [[1, 0, 0, 0, 0]], protocol="northcutt2019")
     (row,) = score(tmp_path)
-    assert (row["published_acc1"], row["published_acc5"]) == (50.0, 70.0)
-    assert row["published_source"] == "northcutt2019 table"
+    assert (row.published_acc1, row.published_acc5) == (50.0, 70.0)
+    assert row.published_source == "northcutt2019 table"
     # measured (100 / 100) minus published
-    assert (row["published_delta1"], row["published_delta5"]) == (50.0, 30.0)
+    assert (row.published_delta1, row.published_delta5) == (50.0, 30.0)
 
 
 def test_reference_protocol_compares_with_the_documented_figure(tmp_path):
@@ -57,9 +57,9 @@ def test_reference_protocol_compares_with_the_documented_figure(tmp_path):
     write_pair(tmp_path, "keras", "a", [1, 2], [[1, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
                documented=[80.0, None])
     (row,) = score(tmp_path)
-    assert (row["published_acc1"], row["published_acc5"]) == (80.0, None)
-    assert (row["published_delta1"], row["published_delta5"]) == (-30.0, None)
-    assert row["published_source"] == "docs"
+    assert (row.published_acc1, row.published_acc5) == (80.0, None)
+    assert (row.published_delta1, row.published_delta5) == (-30.0, None)
+    assert row.published_source == "docs"
 
 
 def test_sanity_column_reads_the_pairs_check(tmp_path):
@@ -99,9 +99,9 @@ def test_all_unreadable_gives_nan_not_a_crash(tmp_path):
     write_pair(tmp_path, "pytorch", "a", [1, 2], [None, None], errors={0, 1})
     write_pair(tmp_path, "keras", "b", [1, 2], [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0]])
     rows = score(tmp_path)
-    assert [row["model"] for row in rows] == ["b", "a"]  # unrankable last
-    assert math.isnan(rows[1]["acc1"]) and rows[1]["errors"] == 2 and rows[1]["rank1"] is None
-    assert rows[0]["rank1"] == 1
+    assert [row.model for row in rows] == ["b", "a"]  # unrankable last
+    assert math.isnan(rows[1].acc1) and rows[1].errors == 2 and rows[1].rank1 is None
+    assert rows[0].rank1 == 1
 
 
 def test_empty_run_folder_is_a_clear_error(tmp_path):

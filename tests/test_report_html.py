@@ -12,6 +12,7 @@ from runner.report.html import write_html_report
 from runner.report.html_provenance import summarise
 from runner.report.html_rows import build_page
 from runner.report.runs import RunTables, read_run
+from runner.score.rows import ScoreRow
 
 from .helpers import write_pair, write_report_run
 
@@ -103,7 +104,8 @@ def _tables(rows, name="run", **fields) -> RunTables:
 
 
 def _row(model, acc1, framework="pytorch", **fields):
-    return {"framework": framework, "model": model, "acc1": acc1, "acc5": 99.0, **fields}
+    # only these columns set, as in a table that has no others
+    return ScoreRow.model_construct(framework=framework, model=model, acc1=acc1, acc5=99.0, **fields)
 
 
 def test_ranks_and_effective_robustness_over_the_page():

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import re
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from runner.errors import UserError
 from runner.import_npy import import_npy
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 
-from .helpers import NORTHCUTT, ROOT, SHARED, write_pair
+from .helpers import NORTHCUTT, ROOT, SHARED, run_cli, write_pair
 
 DOCS_TIMM = ROOT / "docs" / "timm-2019"
 
@@ -23,22 +25,22 @@ def test_import_and_score_reproduces_the_published_table(imported_2019):
     differ = compare_with_reference(rows, published)
     # resnet152's stored files come from a slightly different run than its table row (docs/figures.md)
     assert differ == ["pytorch/resnet152: acc1 77.61 vs 77.62 (-0.01), acc5 93.82 vs 93.81 (+0.01)"]
-    by_key = {(r["framework"], r["model"]): r for r in rows}
+    by_key = {(r.framework, r.model): r for r in rows}
     contradictions = set()
     for ref in published:
         row = by_key[(ref["platform"].split()[0].lower(), ref["model"])]
-        assert row["images"] == 50000 and row["errors"] == row["missing"] == 0
+        assert row.images == 50000 and row.errors == row.missing == 0
         for figure in ("1", "5"):
-            if row[f"acc{figure}_delta"] != 0:
+            if getattr(row, f"acc{figure}_delta") != 0:
                 continue
             # the ranks the published (two-decimal) accuracies themselves allow
             value, others = float(ref[f"acc{figure}"]), [float(o[f"acc{figure}"]) for o in published]
             best, worst = 1 + sum(o > value for o in others), sum(o >= value for o in others)
-            assert best <= row[f"rank{figure}"] <= worst, ref["model"]
+            assert best <= getattr(row, f"rank{figure}") <= worst, ref["model"]
             if not best <= int(ref[f"rank{figure}"]) <= worst:
                 contradictions.add((ref["model"], f"rank{figure}", int(ref[f"rank{figure}"])))
             else:
-                assert row[f"rank{figure}"] == int(ref[f"rank{figure}"]), ref["model"]
+                assert getattr(row, f"rank{figure}") == int(ref[f"rank{figure}"]), ref["model"]
     # Every published rank agrees with ours except three Rank@5 entries that contradict the
     # table's own Acc@5 column (vgg13 88.65 > resnet18 88.56 > mobilenet 88.48 are ranked 28, 26, 27).
     assert contradictions == {("resnet18", "rank5", 26), ("mobilenet", "rank5", 27),
@@ -95,7 +97,7 @@ def six(tmp_path):
 
 def _figures(out, **options):
     (row,) = score(out, LabelOptions(**{k: np.array(v) for k, v in options.items()}))
-    return {k: round(row[k], 4) for k in ("acc1", "acc5", "cacc1", "cacc5") if k in row}
+    return {k: round(getattr(row, k), 4) for k in ("acc1", "acc5", "cacc1", "cacc5") if row.given(k)}
 
 
 def test_no_options_gives_plain_figures_only(six):
@@ -150,8 +152,8 @@ def test_real_on_a_literal_example(tmp_path):
     real = [[1, 7], [], [0], [3]]  # image 1: {1,7}, 2: empty (not counted), 3: {0}, 4: {3}
     (row,) = score(tmp_path, LabelOptions(real=real))
     # counted: image 3 (top-1 0, right), image 1 (top-1 1, right), image 4 (top-1 9, wrong)
-    assert row["real_acc1"] == pytest.approx(200 / 3)
-    assert row["real_acc5"] == 100.0  # image 4's set {3} holds its second prediction
+    assert row.real_acc1 == pytest.approx(200 / 3)
+    assert row.real_acc5 == 100.0  # image 4's set {3} holds its second prediction
 
 
 def test_real_needs_file_names(six):
@@ -195,8 +197,8 @@ def test_import_sorts_top5_by_probability_and_scores_like_the_2019_scorer(tmp_pa
     import_npy(_npy_dir(tmp_path, preds, probs), str(tmp_path / "out"))
     (row,) = score(tmp_path / "out")
     top1 = preds[np.arange(50000), np.argmax(probs, axis=1)]  # the 2019 scorer's rule
-    assert row["acc1"] == pytest.approx(100 * (top1 == labels).mean())
-    assert row["acc5"] == pytest.approx(100 * (preds == labels[:, None]).any(axis=1).mean())
+    assert row.acc1 == pytest.approx(100 * (top1 == labels).mean())
+    assert row.acc5 == pytest.approx(100 * (preds == labels[:, None]).any(axis=1).mean())
 
 
 def test_score_cli_with_reference_lists_differences(tmp_path, capsys):
@@ -208,3 +210,21 @@ def test_score_cli_with_reference_lists_differences(tmp_path, capsys):
     assert "1 row(s) differ" in printed and "acc5 83.33 vs 80.00 (+3.33)" in printed
     header = (tmp_path / "results" / "accuracy.csv").read_text().splitlines()[0]
     assert "acc1_delta" in header and "acc5_delta" in header
+
+
+def test_the_printed_table_fits_100_columns_with_every_name_whole(imported_2019):
+    printed = run_cli("score", str(imported_2019), env={**os.environ, "COLUMNS": "100"})
+    assert printed.returncode == 0, printed.stderr
+    lines = printed.stdout.splitlines()
+    assert max(map(len, lines)) <= 100
+    names = [f"{row.framework}/{row.model}" for row in score(imported_2019)]
+    assert len(names) == 34
+    for name in names:  # whole, on one line, with its figures in the compact form
+        (line,) = [line for line in lines if re.search(rf"(^|\s){re.escape(name)}\s", line)]
+        assert re.search(r"\s\d+\.\d\d±\d\.\d\d\s+\d+\.\d\d±\d\.\d\d\s", line), line
+    header = next(line for line in lines if line.split()[:1] == ["model"])
+    assert header.split() == ["model", "Acc@1", "Acc@5", "tier", "Δ", "published", "status"]
+    wide = run_cli("score", str(imported_2019), "--wide", env={**os.environ, "COLUMNS": "100"})
+    columns = (imported_2019 / "results" / "accuracy.csv").read_text().splitlines()[0].split(",")
+    (wide_header,) = [line for line in wide.stdout.splitlines() if line.split()[:2] == ["framework", "model"]]
+    assert wide_header.split() == columns  # --wide: every column of the files, none cut

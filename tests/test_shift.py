@@ -52,7 +52,7 @@ def test_v2_folders_are_class_indices_and_need_their_variant(tmp_path):
         open_dataset(str(root))
     index = open_dataset(str(root), dataset="imagenet-v2-threshold0.7")
     assert [r.label for r in index.records] == [0, 0, 7, 7, 999, 999]
-    assert (index.name, index.layout, index.summary()["name"]) == \
+    assert (index.name, index.layout, index.summary().name) == \
         ("imagenet-v2-threshold0.7", "class_index_folders", "imagenet-v2-threshold0.7")
 
 
@@ -147,8 +147,8 @@ def test_a_subset_prediction_counts_though_the_1000_class_argmax_is_outside(tmp_
     write_pair(tmp_path, "pytorch", "m", [10, 20], outside, dataset=subset,
                subset_top5=[[10, 20, 30, 40, 50], [30, 20, 10, 40, 50]])
     (row,) = score(tmp_path)
-    assert (row["dataset"], row["acc1"], row["acc5"]) == ("imagenet-a", 50.0, 100.0)
-    assert row["published_acc1"] is None  # the catalog's figures are ImageNet's
+    assert (row.dataset, row.acc1, row.acc5) == ("imagenet-a", 50.0, 100.0)
+    assert row.published_acc1 is None  # the catalog's figures are ImageNet's
 
 
 # ---- several runs: the wide table, published figures, charts --------------------------------
@@ -261,4 +261,4 @@ def test_run_over_an_a_layout_writes_subset_predictions(ray_two_fake_gpus, tmp_p
     (row,) = score(tmp_path / "out")
     firsts = [top[0] for top in table["subset_top5_class"].to_pylist()]
     expected = 100 * np.mean(np.array(firsts) == table["label"].to_numpy())
-    assert (row["dataset"], row["acc1"], row["weights"]) == ("imagenet-a", expected, "random")
+    assert (row.dataset, row.acc1, row.weights) == ("imagenet-a", expected, "random")

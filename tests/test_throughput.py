@@ -32,7 +32,7 @@ def _decode_ids(out):
     ids = defaultdict(list)
     for path in (out / "predictions").rglob("*.parquet"):
         provenance = read_provenance(path)
-        ids[provenance["shard"]["index"]].append(provenance["decode"]["decode_id"])
+        ids[provenance.shard.index].append(provenance.decode["decode_id"])
     return ids
 
 
@@ -64,6 +64,6 @@ def test_replicas_split_a_model_and_keep_one_row_per_image(ray_two_fake_gpus, tm
     out = _run(data, tmp_path / "out", models=["keras/resnet50"], shard_size=1,
                replica_start_seconds=0)
     files = list((out / "predictions").rglob("*.parquet"))
-    assert len({read_provenance(path)["pid"] for path in files}) == 2
+    assert len({read_provenance(path).pid for path in files}) == 2
     frame = _table(out).to_pandas()
     assert sorted(frame.position) == list(range(40))

@@ -130,7 +130,7 @@ def test_execution_settings_are_refused_for_keras_models(sample_dir, tmp_path):
                                         r"keras/mobilenet is selected; add --frameworks pytorch"):
         plan_run(cfg)
     recipe_only = sample_config(sample_dir, tmp_path / "out", ["keras/mobilenet"], variants=["crop_pct=1.0"])
-    assert [plan.job.key for plan in plan_run(recipe_only)[1]] == [
+    assert [plan.job.name for plan in plan_run(recipe_only)[1]] == [
         "keras/mobilenet", "keras/mobilenet (crop_pct=1.0)"]
 
 

@@ -30,7 +30,7 @@ runner/catalog/*.yaml: do not edit by hand; tests/test_docs.py fails while this 
 Every model is data in `runner/catalog/`, one YAML file per named set, validated by `ModelSpec`
 (`runner/catalog/__init__.py`, a comment per field): name, family, builder, weights, input size,
 parameter count, normalisation, a recipe per protocol, published Acc@1/Acc@5 and their source.
-`kpbench models --all` (or `kpbench models PATTERN...`) prints the same entries.
+`kpbench models` (or `kpbench models PATTERN...`) prints the same entries; `--all` adds timm's.
 
 Models are selected by name (`resnet50`: both frameworks; `ResNet50`: Keras' name),
 `framework/name`, glob (`'vgg*_bn'`, `'resnet*'`, `'*.IMAGENET1K_V2'`; case-sensitive) or set:

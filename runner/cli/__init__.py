@@ -4,6 +4,7 @@ runner library."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rich.console import Console
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
-    if not console.is_terminal:
+    console = Console()  # as wide as the terminal, or as COLUMNS says
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(width=160)  # logs: don't squeeze tables into 80 columns
     try:
         return args.handle(args, console)

@@ -20,8 +20,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("patterns", nargs="*", help="names, framework/name, globs or sets "
                         f"({', '.join(SET_NAMES)}); default all")
-    parser.add_argument("--all", action="store_true", help="every entry but the opt-in timm set "
-                        "(the default)")
+    parser.add_argument("--all", action="store_true", help="every entry, the opt-in timm set too "
+                        "(without patterns: every entry but timm's)")
     parser.add_argument("--frameworks", type=comma_list, default=list(FRAMEWORKS))
     parser.add_argument("--catalog", action="append", default=[], metavar="FILE.yaml",
                         help="add your own models' catalog file (repeatable)")
@@ -29,7 +29,7 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:
-    patterns = ["all"] if args.all or not args.patterns else args.patterns
+    patterns = [*SET_NAMES] if args.all else args.patterns or ["all"]
     specs = load_catalog().with_user_catalogs(args.catalog).select(patterns, args.frameworks)
     table = Table(title=f"kpbench catalog ({len(specs)} models)", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("framework", "model", "set", "input", "params", "acc1/acc5 (docs)",

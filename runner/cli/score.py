@@ -40,6 +40,8 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="kpbench: the tables only (always written); timm: also "
                         "OUT/results/timm/results-<dataset>.csv in the format of timm's results "
                         "files (docs/report.md)")
+    parser.add_argument("--wide", action="store_true", help="print every column of the table files; "
+                        "by default the printout shows the figures and what differs between rows")
     _add_label_set_arguments(parser)
     return parser
 
@@ -69,7 +71,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     runs = [Location.of(run, args.s3_endpoint) for run in args.runs]
     for out in runs:
         scored = score_run(out, request)
-        print_scored(console, scored)
+        print_scored(console, scored, args.wide)
         rows += scored.rows
     if len(runs) > 1:
         _write_wide(runs[0], rows, console)
@@ -104,7 +106,8 @@ def _write_timm(out: Location, rows, console: Console) -> None:
 
 
 def _write_wide(out: Location, rows, console: Console) -> None:
-    from runner.report.tables import print_wide_table, write_table
+    from runner.report.printout import print_wide_table
+    from runner.report.tables import write_table
     from runner.score.shift_table import wide_table
 
     wide, columns = wide_table(rows)

@@ -22,12 +22,13 @@ from runner.errors import UserError
 
 MANIFEST = "kpbench-pack.json"
 ROW_GROUP = 64  # a shard reads only the row groups it needs
-PACK_SCHEMA = pa.schema([
+PACK_FIELDS: list[pa.Field] = [
     pa.field("image_id", pa.string(), nullable=False),
     pa.field("position", pa.int64(), nullable=False),
     pa.field("label", pa.int32(), nullable=False),
     pa.field("image", pa.binary(), nullable=False),  # the file's bytes, as they were on disk
-])
+]
+PACK_SCHEMA = pa.schema(PACK_FIELDS)
 
 
 @cache
@@ -98,11 +99,8 @@ def open_packed(uri: str) -> DatasetIndex:
         location = _join(uri, part["name"])
         table = pq.read_table(_join(base, part["name"]), filesystem=filesystem,
                               columns=["image_id", "position", "label"])
-        for row, (image_id, position, label) in enumerate(zip(
-            table["image_id"].to_pylist(), table["position"].to_pylist(), table["label"].to_pylist(),
-            strict=True,
-        )):
-            records.append(ImageRecord(position, image_id, location, label, row))
+        for row, entry in enumerate(table.to_pylist()):
+            records.append(ImageRecord(entry["position"], entry["image_id"], location, entry["label"], row))
     if [r.position for r in records] != list(range(manifest["images"])):
         raise UserError(f"{uri}: the pack's parts do not hold positions 0..{manifest['images'] - 1}")
     return DatasetIndex(uri, f"packed {manifest['layout']}", tuple(manifest["classes"]),

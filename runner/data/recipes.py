@@ -9,7 +9,7 @@ decoded crops can be shared between models.
 from __future__ import annotations
 
 import warnings
-from typing import Literal, get_args
+from typing import IO, Literal, get_args
 
 import numpy as np
 from PIL import Image
@@ -113,7 +113,7 @@ def center_crop(image: Image.Image, side: int) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
-def decode_rgb(path: str) -> Image.Image:
+def decode_rgb(path: str | IO[bytes]) -> Image.Image:
     """Open and fully decode an image file as 8-bit RGB.
 
     Decoding goes by content, not by extension (PNG bytes named .JPEG decode as PNG).

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
 
 @dataclass(frozen=True)
 class ImageRecord:
@@ -27,6 +29,20 @@ class Shard:
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+
+class DatasetSummary(BaseModel):
+    """A dataset as the plan hands it to actors and every predictions file records it."""
+
+    model_config = ConfigDict(extra="allow")  # read back from files, which may say more
+
+    root: str | None = None
+    layout: str | None = None  # "class_folders", "flat", ..., or "imported"
+    images: int
+    classes: int | None = None
+    fingerprint: str | None = None
+    name: str = "imagenet"  # which test set (runner.data.shift.DATASETS)
+    subset: list[int] | None = None  # the classes an A/R-style set is scored over
 
 
 @dataclass(frozen=True)
@@ -54,13 +70,10 @@ class DatasetIndex:
     def shard_records(self, shard: Shard) -> list[ImageRecord]:
         return list(self.records[shard.start : shard.stop])
 
-    def summary(self) -> dict:
-        return {
-            "name": self.name,
-            "root": self.root,
-            "layout": self.layout,
-            "images": len(self.records),
-            "classes": len(self.classes),
-            "fingerprint": self.fingerprint,
+    def summary(self) -> DatasetSummary:
+        # subset only when there is one: files of plain sets leave it out
+        return DatasetSummary(
+            name=self.name, root=self.root, layout=self.layout, images=len(self.records),
+            classes=len(self.classes), fingerprint=self.fingerprint,
             **({"subset": list(self.subset)} if self.subset else {}),
-        }
+        )

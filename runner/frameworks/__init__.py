@@ -17,19 +17,39 @@ from __future__ import annotations
 
 import importlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from runner.catalog import ModelSpec
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend, select_backend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 
+class AdapterProvenance(BaseModel):
+    """What an adapter records in every file it predicts (fields of runner.predictions.Provenance)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str
+    determinism: dict[str, Any]  # the framework settings that make runs repeat
+    precision: Precision
+    precision_in_effect: dict[str, Any]  # the switches the framework reports
+    libraries: dict[str, str]
+    weights_file: str | None  # pretrained weights: the cached file they came from
+    backend: KerasBackend | None = None  # Keras: the backend it ran on
+    inference: str | None = None  # how the forward pass is compiled, where that varies
+
+    def entries(self) -> dict[str, Any]:
+        """The entries the adapter gave (PyTorch gives no backend or inference)."""
+        return self.model_dump(exclude_unset=True)
+
+
 class Adapter(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray: ...
 
-    def provenance(self) -> dict: ...
+    def provenance(self) -> AdapterProvenance: ...
 
 
 def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,

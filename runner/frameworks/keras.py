@@ -22,7 +22,7 @@ from keras.applications import imagenet_utils  # noqa: E402
 
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
-from runner.frameworks import keras_runtime  # noqa: E402
+from runner.frameworks import AdapterProvenance, keras_runtime  # noqa: E402
 from runner.frameworks.precision import Precision, set_keras  # noqa: E402
 
 
@@ -76,19 +76,17 @@ class KerasAdapter:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return self._forward(preprocess(batch, self.spec.preprocess))
 
-    def provenance(self) -> dict:
-        return {
-            "backend": keras_runtime.current_backend(),
-            "device": keras_runtime.device(),
-            "determinism": self.determinism,
-            "inference": self.inference,
-            "precision": self.precision,
-            "precision_in_effect": self.numerics,
-            "libraries": keras_runtime.libraries(),
-            "weights_file": str(cached_weights_path(self.spec))
-            if self.weights == "pretrained"
-            else None,
-        }
+    def provenance(self) -> AdapterProvenance:
+        return AdapterProvenance(
+            backend=keras_runtime.current_backend(),
+            device=keras_runtime.device(),
+            determinism=self.determinism,
+            inference=self.inference,
+            precision=self.precision,
+            precision_in_effect=self.numerics,
+            libraries=keras_runtime.libraries(),
+            weights_file=str(cached_weights_path(self.spec)) if self.weights == "pretrained" else None,
+        )
 
 
 def load(spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision) -> KerasAdapter:

@@ -59,7 +59,7 @@ def set_jax(precision: Precision) -> dict:
     import jax
 
     jax.config.update("jax_default_matmul_precision", _JAX_MATMUL[precision])
-    return {"jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+    return {"jax_default_matmul_precision": jax.config.read("jax_default_matmul_precision")}
 
 
 _BACKEND_SWITCHES = {"tensorflow": set_tensorflow, "jax": set_jax, "torch": set_torch}

@@ -22,6 +22,7 @@ from torchvision.transforms.functional import normalize  # noqa: E402
 
 from runner.catalog import ModelSpec  # noqa: E402
 from runner.errors import WeightsUnavailable  # noqa: E402
+from runner.frameworks import AdapterProvenance  # noqa: E402
 from runner.frameworks.precision import Precision, set_torch, torch_autocast  # noqa: E402
 
 
@@ -80,8 +81,9 @@ def _build_user(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
         raise TypeError(f"the builder returned {type(model).__name__}, not a torch.nn.Module")
     if not pretrained:
         for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
     return model
 
 
@@ -116,7 +118,7 @@ class TorchAdapter:
     def _compile(self) -> None:
         """torch.compile, tried at once on one blank image, so that a compiler that cannot run
         here (no C++ compiler on a CPU machine, ...) fails this pair alone with one line."""
-        self.model = torch.compile(self.model)
+        self.model = torch.compile(self.model)  # type: ignore[assignment]  # called as the module is
         side = self.spec.input_size
         try:
             self.predict(np.zeros((1, side, side, 3), np.uint8))
@@ -135,25 +137,23 @@ class TorchAdapter:
             logits = self.model(x)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()  # bf16 logits: softmax in fp32
 
-    def provenance(self) -> dict:
+    def provenance(self) -> AdapterProvenance:
         device = str(self.device)
         if self.device.type == "cuda":
             device += f" ({torch.cuda.get_device_name(self.device)})"
-        return {
-            "device": device,
-            "determinism": self.determinism,
-            "precision": self.precision,
-            "precision_in_effect": self.numerics,
-            "libraries": {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                          **_source_library(self.spec)},
-            "weights_file": str(cached_weights_path(self.spec))
-            if self.weights == "pretrained"
-            else None,
+        return AdapterProvenance(
+            device=device,
+            determinism=self.determinism,
+            precision=self.precision,
+            precision_in_effect=self.numerics,
+            libraries={"torch": torch.__version__, "torchvision": torchvision.__version__,
+                       **_source_library(self.spec)},
+            weights_file=str(cached_weights_path(self.spec)) if self.weights == "pretrained" else None,
             **self.execution,
-        }
+        )
 
 
-def _source_library(spec: ModelSpec) -> dict:
+def _source_library(spec: ModelSpec) -> dict[str, str]:
     if spec.source != "timm":
         return {}
     import timm

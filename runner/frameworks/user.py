@@ -30,6 +30,8 @@ def call_builder(spec: ModelSpec):
             if str(path.parent) not in sys.path:  # its sibling modules import as from a script
                 sys.path.append(str(path.parent))
             module_spec = importlib.util.spec_from_file_location(name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise ImportError(f"cannot load {path} as a module")
             module = importlib.util.module_from_spec(module_spec)
             sys.modules[name] = module
             module_spec.loader.exec_module(module)

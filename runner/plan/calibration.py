@@ -20,6 +20,8 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
@@ -120,7 +122,7 @@ def samples_from_run(run_id: str, plans: list[PairPlan]) -> list[ThroughputSampl
 class Calibration:
     """Estimates for one run: on GPUs or CPUs, preferring samples from the given hosts."""
 
-    def __init__(self, samples: list[ThroughputSample], gpu: bool, hosts: set[str] = frozenset()):
+    def __init__(self, samples: list[ThroughputSample], gpu: bool, hosts: AbstractSet[str] = frozenset()):
         kind = [s for s in samples if s.gpu == gpu]
         local = [s for s in kind if s.host in hosts]
         self.samples = local or kind
@@ -152,7 +154,7 @@ class Calibration:
         return None
 
 
-def _device_speed(samples: list[ThroughputSample]):
+def _device_speed(samples: list[ThroughputSample]) -> Callable[[float], float] | None:
     """Seconds per image as a function of GFLOPs on the measured device: a fixed cost per image
     plus a cost per GFLOP, fitted to the samples (small models are dominated by the fixed part,
     so a single GFLOP/s figure from them would overestimate large ones); one model, or a fit
@@ -164,7 +166,7 @@ def _device_speed(samples: list[ThroughputSample]):
         slope, intercept = statistics.linear_regression(*zip(*points, strict=True))
         if slope > 0 and intercept >= 0:
             return lambda gflops: intercept + slope * gflops
-    rate = statistics.median(s.gflops_per_s for s in samples)
+    rate = statistics.median(speed for s in samples if (speed := s.gflops_per_s) is not None)
     return lambda gflops: gflops / rate
 
 
@@ -176,11 +178,11 @@ def pair_states(plans: list[PairPlan], calibration: Calibration, max_replicas: i
     states, sources = [], {}
     for plan in plans:
         setting = Setting.of(plan.job)
-        image_seconds, sources[plan.job.key] = calibration.image_seconds(setting)
+        image_seconds, sources[plan.job.name] = calibration.image_seconds(setting)
         load = calibration.load_seconds(setting) if measured_load else None
         images = sum(shard.size for shard in plan.todo)
         states.append(PairState(
-            key=plan.job.key,
+            key=plan.job.name,
             shards_left=len(plan.todo),
             shard_seconds=image_seconds * images / max(1, len(plan.todo)),
             load_seconds=assumed_load_seconds if load is None else load,

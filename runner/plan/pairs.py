@@ -6,18 +6,22 @@ from __future__ import annotations
 import importlib.metadata
 import uuid
 from dataclasses import dataclass
+from typing import Literal
 
-from runner.catalog import ModelSpec, load_catalog
+from runner.catalog import ModelSpec, Protocol, Weights, load_catalog
 from runner.config import RunConfig
 from runner.data.index import open_dataset
 from runner.data.recipes import Recipe
-from runner.data.records import DatasetIndex, Shard
+from runner.data.records import DatasetIndex, DatasetSummary, Shard
 from runner.errors import UserError
-from runner.frameworks.keras_runtime import DEFAULT_BACKEND, backend_suffix
-from runner.frameworks.precision import DEFAULT_PRECISION
+from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend, backend_suffix
+from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 from runner.outputs import Location, check_writable
 from runner.plan.variants import Variant
 from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenances, shard_path
+from runner.sanity import Mode as SanityMode
+
+BatchMode = Literal["batched", "reproducible (one image per forward pass)"]
 
 
 @dataclass(frozen=True)
@@ -26,25 +30,25 @@ class PairJob:
     that determines the predictions, so a resumed run can tell its own files apart)."""
 
     spec: ModelSpec
-    weights: str
-    protocol: str
+    weights: Weights
+    protocol: Protocol
     seed: int
     forward_batch: int  # images per forward pass: 1 for reproducible Keras
     forward_threads: int  # one-image forward passes in flight at once (results do not change)
-    batch_mode: str  # "batched" or "reproducible (one image per forward pass)"
+    batch_mode: BatchMode
     threads: int
     decode_threads: int  # images decoded in parallel within one shard
     out: Location  # the run folder (the actor opens it with its own node's credentials)
     run_id: str
-    pair_key: str
-    dataset: dict
-    sanity: str = "check"  # the weights sanity check: check, strict or skip (runner/sanity.py)
-    backend: str | None = None  # Keras: tensorflow, jax or torch; None for PyTorch
-    precision: str = DEFAULT_PRECISION
+    pair_key: str  # the hash of the pair's PairIdentity
+    dataset: DatasetSummary
+    sanity: SanityMode = "check"  # the weights sanity check (runner/sanity.py)
+    backend: KerasBackend | None = None  # Keras; None for PyTorch
+    precision: Precision = DEFAULT_PRECISION
     variant: Variant | None = None  # None: the model's base pair
 
     @property
-    def key(self) -> str:
+    def name(self) -> str:
         """The pair's name in plans, progress and messages: framework/model, with the Keras
         backend when it is not the default (keras/resnet50@jax) and the variant's name
         (pytorch/resnet50 (crop_pct=1.0))."""
@@ -54,7 +58,7 @@ class PairJob:
     @property
     def recipe(self) -> Recipe:
         """The protocol's recipe of the entry, with the variant's changes."""
-        base = self.spec.recipe(self.protocol)  # type: ignore[arg-type]  # a checked Protocol
+        base = self.spec.recipe(self.protocol)
         return self.variant.recipe(base) if self.variant else base
 
     def shard_file(self, index: int) -> Location:
@@ -104,12 +108,12 @@ def _check_variants_apply(variants: list[Variant], specs: list[ModelSpec]) -> No
                         "; add --frameworks pytorch, or leave those out")
 
 
-def _job(cfg: RunConfig, spec: ModelSpec, backend: str | None, dataset: DatasetIndex,
+def _job(cfg: RunConfig, spec: ModelSpec, backend: KerasBackend | None, dataset: DatasetIndex,
          run_id: str, variant: Variant | None = None) -> PairJob:
     reproducible = spec.framework == "keras" and cfg.keras_mode == "reproducible"
     forward_batch = 1 if reproducible else cfg.batch_size
-    batch_mode = "reproducible (one image per forward pass)" if reproducible else "batched"
-    precision = (variant and variant.precision) or cfg.precision
+    batch_mode: BatchMode = "reproducible (one image per forward pass)" if reproducible else "batched"
+    precision: Precision = (variant and variant.precision) or cfg.precision
     identity = PairIdentity(
         schema_version=SCHEMA_VERSION,
         dataset=dataset.fingerprint,
@@ -161,7 +165,7 @@ def _finished_shards(cfg: RunConfig, job: PairJob, shards: list[Shard]) -> set[i
     foreign = [path for path, key in existing.items() if key != job.pair_key]
     if foreign and not cfg.overwrite:
         raise UserError(
-            f"{cfg.out} already holds {job.key} predictions made with a different dataset or "
+            f"{cfg.out} already holds {job.name} predictions made with a different dataset or "
             f"config ({foreign[0].name}); use --overwrite to replace them, or a new --out"
         )
     for path in foreign:

@@ -54,7 +54,6 @@ KEYS: dict[str, Callable[[str], str]] = {
     "torch_compile": _one_of("true", "false"),
 }
 EXECUTION_KEYS = ("precision", "channels_last", "torch_compile")  # how the model runs
-TORCH_ONLY = {**dict.fromkeys(EXECUTION_KEYS, None), "resizer": ("tensor", "tensor-noantialias")}
 
 
 class Variant(BaseModel):
@@ -92,7 +91,7 @@ class Variant(BaseModel):
     def torch_only(self) -> list[str]:
         """The changes only PyTorch models can run."""
         return [f"{key}={value}" for key, value in self.changes
-                if key in TORCH_ONLY and (TORCH_ONLY[key] is None or value in TORCH_ONLY[key])]
+                if key in EXECUTION_KEYS or (key == "resizer" and value != "pil")]
 
     def recipe(self, base: Recipe) -> Recipe:
         """The base recipe with this variant's changes. The model input keeps its side: a

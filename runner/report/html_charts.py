@@ -8,6 +8,7 @@ import io
 import re
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -15,8 +16,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import PercentFormatter  # noqa: E402
+from matplotlib.typing import RcKeyType  # noqa: E402
 
+from runner.report.charts import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
 from runner.report.html_rows import (  # noqa: E402
     Page,
     PageRow,
@@ -24,16 +28,15 @@ from runner.report.html_rows import (  # noqa: E402
     expected_accuracy,
     robustness_point,
 )
-from runner.report.png import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
 
 MARKERS = {"pytorch": "o", "keras": "s"}
-SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "kpbench", "font.size": 9}
+SVG_STYLE: dict[RcKeyType, Any] = {"svg.fonttype": "none", "svg.hashsalt": "kpbench", "font.size": 9}
 
 
 def charts(page: Page) -> list[tuple[str, str]]:
     """(title, svg) of each chart the page's figures support."""
-    drawn = []
+    drawn: list[tuple[str, str]] = []
     for title, draw in CHARTS:
         with plt.rc_context(SVG_STYLE):
             figure = draw(page)
@@ -74,8 +77,8 @@ def _points(axes, points: list[tuple[float, float, PageRow]], labels: bool = Tru
     axes.legend(fontsize=8)
 
 
-def _against_cost(column: str, label: str, scale: float) -> Callable[[Page], object]:
-    def draw(page: Page):
+def _against_cost(column: str, label: str, scale: float) -> Callable[[Page], Figure | None]:
+    def draw(page: Page) -> Figure | None:
         points = [(row.value(None, column) * scale, row.value(None), row) for row in page.rows
                   if row.value(None, column) and row.value(None) is not None]
         if not points:
@@ -154,8 +157,8 @@ def _rank_movement(page: Page):
 
 
 def _effective_robustness(page: Page):
-    fits = {dataset: effective_robustness_fit(page.rows, dataset) for dataset in page.shifts}
-    fits = {dataset: fit for dataset, fit in fits.items() if fit is not None}
+    fits = {dataset: fit for dataset in page.shifts
+            if (fit := effective_robustness_fit(page.rows, dataset)) is not None}
     if not fits:
         return None
     figure, grid = plt.subplots(1, len(fits), figsize=(5.5 * len(fits), 5), squeeze=False)
@@ -205,7 +208,7 @@ def _tiers(page: Page):
     return figure
 
 
-CHARTS: list[tuple[str, Callable[[Page], object]]] = [
+CHARTS: list[tuple[str, Callable[[Page], Figure | None]]] = [
     ("Accuracy against compute", _against_cost("gflops", "GFLOPs", 1.0)),
     ("Accuracy against size", _against_cost("params", "parameters (millions)", 1e-6)),
     ("Frameworks per architecture", _frameworks_per_arch),

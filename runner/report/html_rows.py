@@ -59,9 +59,10 @@ def build_page(runs: list[RunTables]) -> Page:
     for run in runs:
         provenance = {_pair(p): p for p in run.provenance}
         for row in run.rows:
-            cells = _with_provenance(row, provenance.get(_pair(row), {}))
+            document = row.cells()
+            cells = _with_provenance(document, provenance.get(_pair(document), {}))
             cells["run"] = run.name
-            dataset = row.get("dataset") or IMAGENET
+            dataset = row.dataset or IMAGENET
             if dataset == IMAGENET:
                 key = _settings(cells)
                 key += (run.name,) if key in rows else ()  # the same settings in two runs
@@ -69,7 +70,7 @@ def build_page(runs: list[RunTables]) -> Page:
             else:
                 datasets += [dataset] if dataset not in datasets else []
                 rows.setdefault(_settings(cells), PageRow({**cells, "acc1": None, "acc5": None}))
-                rows[_settings(cells)].views[dataset] = dict(row)
+                rows[_settings(cells)].views[dataset] = document
     label_sets = _label_set_views(rows.values(), runs)
     _label(list(rows.values()))
     page = Page(list(rows.values()), label_sets, datasets, any(run.random_weights for run in runs))

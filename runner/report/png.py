@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from collections.abc import Callable
 
 import matplotlib
@@ -23,23 +22,17 @@ from scipy.special import expit, logit  # noqa: E402
 
 from runner.frameworks.keras_runtime import backend_suffix  # noqa: E402
 from runner.outputs import Location, LocationLike  # noqa: E402
-from runner.report.tables import RANDOM_NOTE  # noqa: E402
+from runner.report.charts import COLORS, OTHER_COLOR, mark_random, scatter_against  # noqa: E402
+from runner.report.tables import RANDOM_NOTE, read_table  # noqa: E402
 from runner.score.columns import row_key  # noqa: E402
 from runner.score.rows import ScoreRow  # noqa: E402
-
-COLORS = {"pytorch": "#ee4c2c", "keras": "#3b7dd8"}
-OTHER_COLOR = "#6b6b6b"  # timm and users' own catalogs
 
 
 def write_report(out: LocationLike) -> list[Location]:
     """Write the charts that the table supports; returns the paths, index page last."""
     folder = Location.of(out) / "results"
-    table = folder / "accuracy.json"
-    if not table.is_file():
-        raise FileNotFoundError(str(table))
-    document = json.loads(table.read_text())
-    rows = [ScoreRow.model_validate(row) for row in document["rows"]]
-    random = document["random_weights"]
+    table = read_table(out)
+    rows, random = table.rows, table.random_weights
     written = []
     for name, draw in _charts(folder, rows).items():
         figure = draw(rows)
@@ -60,17 +53,17 @@ def _charts(folder: Location, rows: list[ScoreRow]) -> dict[str, Callable]:
     charts: dict[str, Callable] = {"acc1_by_family.png": _by_family, "acc1_tiers.png": _tiers}
     if any(row.published_acc1 is not None for row in rows):
         charts["measured_vs_published.png"] = scatter_against("published_acc1", "published Acc@1 (%)")
-    if any("cacc1" in row for row in rows):
+    if any(row.given("cacc1") for row in rows):
         charts["plain_vs_cleaned.png"] = scatter_against("cacc1", "cleaned Acc@1 (%)")
-    if any("real_acc1" in row for row in rows):
+    if any(row.given("real_acc1") for row in rows):
         charts["plain_vs_real.png"] = scatter_against("real_acc1", "ImageNet-ReaL Acc@1 (%)")
     wide = folder / "accuracy-wide.json"
     shifted = json.loads(wide.read_text())["rows"] if wide.is_file() else []
     if _shift_sets(shifted) and any("imagenet_acc1" in row for row in shifted):
         charts["effective_robustness.png"] = lambda _: _effective_robustness(shifted)
-    label_sets = {path.name.removesuffix(".json").removeprefix("accuracy-"): [
-        ScoreRow.model_validate(row) for row in json.loads(path.read_text())["rows"]]
-        for path in folder.files("accuracy-*.json") if path != wide}
+    label_sets = {name: read_table(folder.parent, f"accuracy-{name}").rows
+                  for name in (path.name.removesuffix(".json").removeprefix("accuracy-")
+                               for path in folder.files("accuracy-*.json") if path != wide)}
     if label_sets:
         charts["rank_movement.png"] = lambda plain: _rank_movement(plain, label_sets)
     return charts
@@ -79,7 +72,7 @@ def _charts(folder: Location, rows: list[ScoreRow]) -> dict[str, Callable]:
 def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
     """Each model's Acc@1 rank on the plain labels and its rank on each label set's corrected
     labels (its plain-label rank for removed-c, which has no corrected figures)."""
-    columns = {} if any("label_set" in row for row in rows) else {"original labels": rows}
+    columns = {} if any(row.given("label_set") for row in rows) else {"original labels": rows}
     columns |= label_sets
     figure, axes = plt.subplots(figsize=(2.2 * len(columns) + 3, max(4.0, 0.22 * len(rows) + 1)))
     ranks: dict[tuple, list] = {}
@@ -135,47 +128,21 @@ def _by_family(rows: list[ScoreRow]):
     return figure
 
 
-def scatter_against(column: str, label: str):
-    """Acc@1 against another figure per model, with the diagonal where the two agree."""
-
-    def draw(rows: list[ScoreRow]):
-        figure, axes = plt.subplots(figsize=(5.5, 5.5))
-        points = [(getattr(row, column), row) for row in rows]
-        points = [(x, row) for x, row in points if x is not None and not math.isnan(x)]
-        for framework, color in COLORS.items():
-            chosen = [(x, row.acc1) for x, row in points if row.framework == framework]
-            if chosen:
-                axes.scatter(*zip(*chosen, strict=True), s=18, color=color, label=framework)
-        for x, row in points:
-            axes.annotate(row.model, (x, row.acc1), fontsize=6, xytext=(2, 2),
-                          textcoords="offset points")
-        values = [v for x, row in points for v in (x, row.acc1)] or [0, 100]
-        low, high = min(values) - 2, max(values) + 2
-        axes.plot([low, high], [low, high], color="grey", linewidth=0.8, linestyle="--")
-        axes.set_xlim(low, high)
-        axes.set_ylim(low, high)
-        axes.set_xlabel(label)
-        axes.set_ylabel("measured Acc@1 (%)")
-        axes.set_title(f"Acc@1 against {label}")
-        axes.legend(fontsize=8)
-        return figure
-
-    return draw
-
-
 def _tiers(rows: list[ScoreRow]):
     """Acc@1 with its 95% interval, best first; shading changes where a tier ends."""
-    ranked = [row for row in rows if row.tier is not None]
+    # a tier comes with its interval (runner.score.stats)
+    ranked = [(row, row.tier, row.acc1_ci_low, row.acc1_ci_high) for row in rows
+              if row.tier is not None and row.acc1_ci_low is not None and row.acc1_ci_high is not None]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.32 * len(ranked) + 2), 4.5))
-    for i, row in enumerate(ranked):
-        if row.tier % 2 == 0:
+    for i, (row, tier, low, high) in enumerate(ranked):
+        if tier % 2 == 0:
             axes.axvspan(i - 0.5, i + 0.5, color="grey", alpha=0.12, linewidth=0)
-        error = [[row.acc1 - row.acc1_ci_low], [row.acc1_ci_high - row.acc1]]
+        error = [[row.acc1 - low], [high - row.acc1]]
         axes.errorbar(i, row.acc1, yerr=error, fmt="o", markersize=3, capsize=2,
                       color=COLORS.get(row.framework, "black"))
-        axes.text(i, 1.0, str(row.tier), transform=axes.get_xaxis_transform(), ha="center",
+        axes.text(i, 1.0, str(tier), transform=axes.get_xaxis_transform(), ha="center",
                   va="bottom", fontsize=6, color="dimgrey")
-    axes.set_xticks(range(len(ranked)), [r.pair_name for r in ranked],
+    axes.set_xticks(range(len(ranked)), [row.pair_name for row, *_ in ranked],
                     rotation=70, ha="right", fontsize=6)
     axes.set_ylabel("Acc@1 (%), 95% Clopper-Pearson interval")
     axes.set_title("Tiers (numbers on top): neighbours not separable by an exact McNemar test "
@@ -218,12 +185,6 @@ def _shift_sets(rows: list[dict]) -> list[str]:
     groups = dict.fromkeys(key.removesuffix("_acc1") for row in rows for key in row if key.endswith("_acc1"))
     return [name for name in groups
             if name not in ("imagenet", "imagenet-real") and not name.endswith("-clean")]
-
-
-def mark_random(figure) -> None:
-    figure.text(0.5, 0.5, "weights: random", fontsize=28, color="red", alpha=0.25,
-                ha="center", va="center", rotation=25)
-    figure.suptitle(RANDOM_NOTE, color="red", fontsize=9, y=1.0, va="bottom")  # above the title
 
 
 def _index(random: bool, charts: list[str], folder: Location) -> str:

@@ -1,8 +1,8 @@
 """What `kpbench report` reads from a scored run, at a local path or a URI (s3://, gs://,
 file://...): the tables `kpbench score` wrote and the provenance of every pair's files.
 
-Tables are read as plain rows (column -> value), so that columns a newer kpbench adds show
-up in the report without this module knowing them."""
+The main table is read typed (runner.report.tables.read_table); further label-set tables,
+which other scorers may write as CSV with a few columns, are read as plain rows."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import io
 import json
 from dataclasses import dataclass, field
 
-from runner.errors import UserError
 from runner.outputs import Location, LocationLike
 from runner.predictions import read_provenance
+from runner.report.tables import read_table
+from runner.score.rows import ScoreRow
 
-TABLE = "results/accuracy.json"
 SENSITIVITY = "results/sensitivity.json"  # kpbench sensitivity's table, where it ran
 # Further label sets a scorer may write beside the main table: results/accuracy-<set>.json or .csv
 LABEL_SET_PREFIX = "accuracy-"
@@ -25,7 +25,7 @@ LABEL_SET_PREFIX = "accuracy-"
 class RunTables:
     name: str  # how the page names the run
     location: str  # as given
-    rows: list[dict]  # results/accuracy.json rows
+    rows: list[ScoreRow]  # results/accuracy.json
     random_weights: bool
     label_sets: dict[str, list[dict]]  # label set -> its table's rows
     provenance: list[dict]  # per pair: its files' provenance, with `file_times` (Unix, per file)
@@ -35,15 +35,12 @@ class RunTables:
 def read_run(location: LocationLike) -> RunTables:
     """The scored tables and the provenance of a run folder; UserError when it is not scored."""
     run = Location.of(location)
-    table = run / TABLE
-    if not table.is_file():
-        raise UserError(f"{run} has no {TABLE}: score it first (kpbench score)")
-    document = json.loads(table.read_text())
+    table = read_table(run)
     return RunTables(
         name=run.name or str(run),
         location=str(run),
-        rows=document["rows"],
-        random_weights=bool(document.get("random_weights")),
+        rows=table.rows,
+        random_weights=table.random_weights,
         label_sets=_label_sets(run / "results"),
         provenance=_provenance(run / "predictions"),
         sensitivity=json.loads((run / SENSITIVITY).read_text())["rows"]
@@ -70,7 +67,7 @@ def _label_sets(folder: Location) -> dict[str, list[dict]]:
     return sets
 
 
-def _number(text: str):
+def _number(text: str) -> str | int | float | None:
     if text == "":
         return None
     try:

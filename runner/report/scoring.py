@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 from runner.outputs import Location
+from runner.report.printout import print_table
 from runner.report.sensitivity import print_sensitivity, write_sensitivity
-from runner.report.tables import print_table, write_results
+from runner.report.tables import write_results
 from runner.score.label_tables import LabelSetRequest, LabelSetTable, score_label_sets
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 from runner.score.rows import ScoreRow
@@ -72,11 +73,12 @@ def score_run(out: Location, request: ScoreRequest | None = None) -> ScoredRun:
     return ScoredRun(out, rows, notes, not one_set, request.reference, differ, tables, written, variants)
 
 
-def print_scored(console: Console, scored: ScoredRun) -> None:
+def print_scored(console: Console, scored: ScoredRun, wide: bool = False) -> None:
+    """What score_run did; `wide`: every column of the tables, not the printout's few."""
     for note in scored.notes:
         console.print(note, highlight=False)
     if scored.main_table:
-        print_table(console, scored.rows)
+        print_table(console, scored.rows, wide=wide)
     if scored.reference is not None:
         differ = scored.reference_differ
         console.print(f"{len(differ)} row(s) differ from {scored.reference.path}" + (":" if differ else ""))
@@ -85,7 +87,7 @@ def print_scored(console: Console, scored: ScoredRun) -> None:
     if scored.sensitivity:
         print_sensitivity(console, scored.sensitivity)
     for table in scored.label_tables:
-        print_table(console, table.rows, f"kpbench accuracy, label set {table.name}")
+        print_table(console, table.rows, f"kpbench accuracy, label set {table.name}", wide)
         for note in table.notes:
             console.print(note, highlight=False)
     console.print("wrote " + ", ".join(str(path) for path in scored.written))

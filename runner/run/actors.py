@@ -13,14 +13,14 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
 
 from runner import __version__
-from runner.data.decode import load_crops
+from runner.data.decode import DecodeReport, load_crops
 from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
@@ -28,7 +28,9 @@ from runner.frameworks import forward
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
+    DecodeRecord,
     Provenance,
+    ShardRecord,
     predictions_table,
     subset_top_k,
     top_k,
@@ -39,7 +41,7 @@ from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
 # (load_crops): per record the reason it could not be read (None when it could), decode id, time.
-Crops = tuple[np.ndarray, dict]
+Crops = tuple[np.ndarray, DecodeReport]
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,9 @@ class ShardPredictor:
                                     torch_compile=bool(variant and variant.torch_compile))
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
-        require_gpu_in_use(job.key, placement["gpu_ids"], versions, self.adapter.provenance()["device"])
+        require_gpu_in_use(job.name, placement["gpu_ids"], versions, self.adapter.provenance().device)
         run_check(
-            job.sanity, job.key,
+            job.sanity, job.name,
             lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
             self.recipe, job.folder,
         )
@@ -84,13 +86,14 @@ class ShardPredictor:
         """Predict the readable images of a shard and write its file, one row per record."""
         _maybe_inject_fault(self.job, self.shards_done)
         images, report = crops
-        errors = report["errors"]
+        errors = report.errors
         if len(errors) != len(records) or len(images) != errors.count(None):
             raise ValueError(f"crops do not match shard {shard.index}")
         started = time.perf_counter()
         (classes, probs), subset_top = self._top_k(images)
         seconds = time.perf_counter() - started
-        decode = {k: report[k] for k in ("decode_id", "decoded_by", "decode_seconds")}
+        decode = DecodeRecord(decode_id=report.decode_id, decoded_by=report.decoded_by,
+                              decode_seconds=report.decode_seconds)
         table = predictions_table(
             [r.image_id for r in records], [r.position for r in records],
             [r.label for r in records], errors, classes, probs,
@@ -105,7 +108,7 @@ class ShardPredictor:
     def _top_k(self, images: np.ndarray):
         """The top-5 (classes, probabilities), and the same over the dataset's class subset
         (None for a dataset without one)."""
-        subset = self.job.dataset.get("subset")
+        subset = self.job.dataset.subset
         probs = np.zeros((0, 1000), np.float32)
         if len(images):
             probs = forward(self.adapter, images, self.job.forward_batch, self.job.forward_threads)
@@ -113,7 +116,7 @@ class ShardPredictor:
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs), subset_top_k(probs, subset) if subset else None
 
-    def _provenance(self, shard: Shard, seconds: float, decode: dict) -> Provenance:
+    def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord) -> Provenance:
         job = self.job
         return Provenance(
             schema_version=SCHEMA_VERSION,
@@ -130,14 +133,14 @@ class ShardPredictor:
             forward_batch=job.forward_batch,
             forward_threads=job.forward_threads,
             dataset=job.dataset,
-            shard=asdict(shard),
+            shard=ShardRecord(index=shard.index, start=shard.start, stop=shard.stop),
             shard_seconds=round(seconds, 4),
             written_at=time.time(),
             images_per_s=round(shard.size / seconds, 3) if seconds > 0 else None,
             decode=decode,
             # the adapters record the backend and precision they set; PyTorch has no backend
             **{"backend": job.backend, "precision": job.precision, **self.context,
-               **self.adapter.provenance()},
+               **self.adapter.provenance().entries()},
             **({"variant": job.variant.name} if job.variant else {}),
         )
 
@@ -153,14 +156,16 @@ def _maybe_inject_fault(job: PairJob, shards_done: int) -> None:
     after, folder = (os.environ.get(name) for name in FAULT_VARIABLES)
     if after is None or folder is None or shards_done != int(after):
         return
-    marker = Path(folder) / f"{job.key.replace('/', '-')}.crashed"
+    marker = Path(folder) / f"{job.name.replace('/', '-')}.crashed"
     if marker.exists():
         return
     marker.write_text(f"pid {os.getpid()} died in shard {shards_done + 1}\n")
     os._exit(17)
 
 
-@ray.remote(max_restarts=3, max_task_retries=3, concurrency_groups={"decode": 1, "infer": 1})
+# Ray's type hints lack concurrency_groups (which it documents and honours)
+@ray.remote(max_restarts=3, max_task_retries=3,  # type: ignore[call-overload]
+            concurrency_groups={"decode": 1, "infer": 1})
 class PairActor:
     """One replica of a (model, framework). A load failure is reported by ready(), not raised,
     so the driver can fail this pair alone with a clear message."""
@@ -179,7 +184,7 @@ class PairActor:
             self.error = str(exc)
         except Exception as exc:
             traceback.print_exc()
-            self.error = f"{job.key} failed to load: {type(exc).__name__}: {exc}"
+            self.error = f"{job.name} failed to load: {type(exc).__name__}: {exc}"
 
     def ready(self) -> str | None:
         return self.error
@@ -191,5 +196,5 @@ class PairActor:
 
     @ray.method(concurrency_group="infer")
     def infer(self, shard: Shard, records: list[ImageRecord], images: np.ndarray,
-              report: dict) -> ShardResult:
+              report: DecodeReport) -> ShardResult:
         return self.predictor.run(shard, records, (images, report))

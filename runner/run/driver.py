@@ -5,6 +5,7 @@ The driver imports no deep-learning framework; actors do.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
         estimate = _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed, sources)
         fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
         options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
-        totals = {p.job.key: sum(s.size for s in p.todo) for p in plans}
+        totals = {p.job.name: sum(s.size for s in p.todo) for p in plans}
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
             failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()
@@ -66,12 +67,12 @@ def _connect(cfg: RunConfig) -> bool:
         return False
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level="ERROR")
+        ray.init(address=address, logging_level=logging.ERROR)
     else:
         # The dashboard, when asked for, listens on localhost only (reach it by an SSH tunnel).
         # "local": a new instance of our own, even if a `ray start` cluster runs on this machine
         ray.init(address="local", num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus,
-                 logging_level="ERROR", include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
+                 logging_level=logging.ERROR, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
 
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 
 from runner.config import RunConfig
 from runner.data.records import DatasetIndex, Shard
-from runner.plan.pairs import PairPlan
+from runner.plan.pairs import PairJob, PairPlan
 from runner.plan.schedule import Scheduler
 from runner.predictions import clear_failure, record_failure
 from runner.run.actors import PairActor
@@ -63,7 +64,7 @@ class Execution:
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = PairActor.options(**self.actor_options).remote(self.fleet.pairs[key].job)
+            actor = _start_actor(self.actor_options, self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)
@@ -98,7 +99,7 @@ class Execution:
         try:
             result = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            self._fail(replica.key, _first_line(exc))
+            self._fail(replica.key, _last_line(exc))
             return
         replica.assigned.remove(shard)
         self.crops.release(self.fleet.crop_key(replica_id, shard), replica.key)
@@ -163,15 +164,21 @@ class Execution:
         self.progress.finished(key, "[red]failed[/]")
 
 
+def _start_actor(options: dict, job: PairJob) -> Any:
+    # mypy leaves class decorators out: PairActor is the ActorClass that @ray.remote made
+    return PairActor.options(**options).remote(job)  # type: ignore[attr-defined]
+
+
 def _get_error(ref) -> str | None:
-    """ready() returns an error or None; a decode's small return is a dict. Either may raise."""
+    """ready() returns an error or None; a decode's small return is a DecodeReport. Either may raise."""
     try:
         value = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        return _first_line(exc)
+        return _last_line(exc)
     return value if isinstance(value, str) else None
 
 
-def _first_line(exc: Exception) -> str:
+def _last_line(exc: Exception) -> str:
+    """A Ray error's message ends with the error raised in the actor (after its traceback)."""
     lines = [line for line in str(exc).splitlines() if line.strip()]
     return lines[-1] if lines else type(exc).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from runner.data.recipes import Recipe
 from runner.data.records import Shard
@@ -21,7 +22,7 @@ LOOKAHEAD = 2 * WINDOW  # a pair shares crops decoded this many shards ahead of 
 @dataclass
 class Replica:
     key: str  # its pair
-    actor: object
+    actor: Any  # a Ray actor handle in a run; tests give stand-ins
     ready: bool = False
     assigned: list[Shard] = field(default_factory=list)
     decodes: int = 0  # decodes in flight on this actor (for any pair)
@@ -45,7 +46,7 @@ class Fleet:
         self.replicas: dict[int, Replica] = {}
         self.pairs: dict[str, PairRun] = {}
         for plan in plans:
-            key, recipe = plan.job.key, plan.job.recipe
+            key, recipe = plan.job.name, plan.job.recipe
             # sharing off (to measure or compare): one decode key per pair
             decode_key = recipe.key if share_decoding else f"{key}:{recipe.key}"
             self.pairs[key] = PairRun(plan.job, deque(plan.todo), recipe, decode_key)

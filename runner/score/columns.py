@@ -20,7 +20,7 @@ def row_key(row) -> RowKey:
     return row.framework, row.model, row.backend, row.variant
 
 
-def join_columns(rows: list, columns: dict[tuple[str, str], dict]) -> None:
+def join_columns(rows: list, columns: dict[object, dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:
         for column, value in columns.get(row_key(row), {}).items():

@@ -18,8 +18,9 @@ from runner.errors import UserError
 from runner.frameworks.keras_runtime import backend_suffix
 from runner.outputs import LocationLike
 from runner.predictions import (
-    Keyed,
     PairPredictions,
+    Provenance,
+    Record,
     keras_backend_of,
     load_pair,
     model_folder,
@@ -31,7 +32,7 @@ from runner.score.reduce import accuracy
 from runner.score.stats import Hits, mcnemar
 
 
-class CompareRow(Keyed):
+class CompareRow(Record):
     """One (framework, backend, model) in both runs, A and B; differences are B minus A."""
 
     framework: str
@@ -93,12 +94,20 @@ def _pairs(run: LocationLike, keras_backend: str | None) -> dict:
             if keras_backend_of(folder) == keras_backend}
 
 
+def _loaded(pair: PairPredictions) -> tuple[Provenance, np.ndarray]:
+    """What compare_pair reads: the files' provenance and the probabilities (load_pair's)."""
+    if pair.provenance is None or pair.probs is None:
+        raise ValueError("compare_pair needs predictions loaded with their probabilities")
+    return pair.provenance, pair.probs
+
+
 def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
     _, in_a, in_b = np.intersect1d(a.positions, b.positions, assume_unique=True, return_indices=True)
     status_changed = int((a.ok[in_a] != b.ok[in_b]).sum())
     both = a.ok[in_a] & b.ok[in_b]
+    (run_a, all_probs_a), (run_b, all_probs_b) = _loaded(a), _loaded(b)
     top_a, top_b = a.top[in_a][both], b.top[in_b][both]
-    probs_a, probs_b = a.probs[in_a][both], b.probs[in_b][both]
+    probs_a, probs_b = all_probs_a[in_a][both], all_probs_b[in_b][both]
     same_class = top_a[:, :, None] == top_b[:, None, :]  # (images, 5, 5)
     gaps = np.abs(probs_a[:, :, None] - probs_b[:, None, :])[same_class]
     changed = int((top_a[:, 0] != top_b[:, 0]).sum())
@@ -113,13 +122,14 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         and np.array_equal(probs_a, probs_b)
     )
     images = int(both.sum())
-    test = mcnemar(*(Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b)))
+    hits_a, hits_b = (Hits.of(p.positions[p.ok], p.top[p.ok], p.labels[p.ok]) for p in (a, b))
+    test = mcnemar(hits_a, hits_b)
     return CompareRow(
-        framework=a.provenance.framework,
-        backend=_either(p.provenance.backend_setting for p in (a, b)),
-        model=a.provenance.model,
-        variant=a.provenance.variant,
-        precision=_either(p.provenance.precision_setting for p in (a, b)),
+        framework=run_a.framework,
+        backend=_either(run.backend_setting for run in (run_a, run_b)),
+        model=run_a.model,
+        variant=run_a.variant,
+        precision=_either(run.precision_setting for run in (run_a, run_b)),
         images=images,
         only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
         status_changed=status_changed,
@@ -152,11 +162,13 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
         table.add_row(*(_fmt(column, getattr(row, column)) for column in shown))
     console.print(table)
     for column in ("backend", "precision"):  # also where the table is too narrow to show them
-        for change in dict.fromkeys(row[column] for row in rows if "->" in (row[column] or "")):
+        changes = [getattr(row, column) for row in rows if "->" in (getattr(row, column) or "")]
+        for change in dict.fromkeys(changes):
             console.print(f"{column}: {change} (A -> B)")
     different = [row for row in rows if not row.identical]
     for row in different:
-        extra = [f"{row[k]} {k.replace('_', ' ')}" for k in ("only_in_one", "status_changed") if row[k]]
+        extra = [f"{count} {name.replace('_', ' ')}" for name, count in
+                 (("only_in_one", row.only_in_one), ("status_changed", row.status_changed)) if count]
         backend = f" ({row.backend})" if "->" in (row.backend or "") else backend_suffix(row.backend)
         variant = f" ({row.variant})" if row.variant else ""
         console.print(f"differs: {row.framework}/{row.model}{backend}{variant}: "

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from runner.errors import UserError
+from runner.outputs import LocationLike
 from runner.predictions import PairPredictions, load_pair, pair_folders
 from runner.score.columns import join_columns, record_key, row_key
 from runner.score.labelsets import VALIDATION_IMAGES, LabelSet, MturkStudy, label_set
@@ -53,7 +53,7 @@ class _Pair:
     numbers: np.ndarray
 
 
-def score_label_sets(out: str | Path, plain: list[ScoreRow],
+def score_label_sets(out: LocationLike, plain: list[ScoreRow],
                      request: LabelSetRequest) -> list[LabelSetTable]:
     """One table per requested set, rows sorted by Acc@1 like the plain table."""
     pairs = {}
@@ -95,8 +95,9 @@ def _table(plain: list[ScoreRow], pairs: dict, chosen: LabelSet, partial: bool) 
     rows, hits, chits, notes = [], {}, {}, []
     for base in plain:
         key = row_key(base)
-        figures, hits[key], chits[key], note = _figures(pairs.get(key), chosen, partial)
-        variant = {"variant": base.variant} if "variant" in base else {}  # runs with variants
+        figures, hits[key], chits[key], note = _figures(pairs.get(key), chosen, partial,
+                                                        f"{base.framework}/{base.model}")
+        variant = {"variant": base.variant} if base.given("variant") else {}  # runs with variants
         rows.append(ScoreRow(label_set=chosen.name, **{c: getattr(base, c) for c in DESCRIBING},
                              **variant, **figures))
         if note:
@@ -106,13 +107,14 @@ def _table(plain: list[ScoreRow], pairs: dict, chosen: LabelSet, partial: bool) 
         rank_column(rows, column, column.replace("acc", "rank"))
     join_columns(rows, significance_columns(hits, {row_key(r): r.acc1 for r in rows}))
     if chosen.cacc_images is not None:
-        join_columns(rows, significance_columns(chits, {row_key(r): r.cacc1 for r in rows},
+        join_columns(rows, significance_columns(chits, {row_key(r): r.cacc1 for r in rows
+                                                        if r.cacc1 is not None},
                                                 prefix="cacc", tier_column="ctier"))
     rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model))
     return LabelSetTable(chosen.name, rows, notes)
 
 
-def _figures(pair: _Pair | None, chosen: LabelSet, partial: bool):
+def _figures(pair: _Pair | None, chosen: LabelSet, partial: bool, who: str):
     """(figures, hits behind acc, hits behind cacc, note) of one pair on one set."""
     if pair is None:  # the pair failed before writing any prediction
         figures = {"acc1": math.nan, "acc5": math.nan, "images": 0}
@@ -120,7 +122,7 @@ def _figures(pair: _Pair | None, chosen: LabelSet, partial: bool):
             figures |= {"cacc1": math.nan, "cacc5": math.nan, "cimages": 0}
         return figures, NO_HITS, NO_HITS, None
     predictions, numbers = pair.predictions, pair.numbers
-    note = _coverage(predictions, chosen, numbers, partial)
+    note = _coverage(predictions, chosen, numbers, partial, who)
     in_acc = predictions.ok & chosen.acc_images[numbers - 1]
     figures, hits = _scored(predictions, in_acc, predictions.labels[in_acc], "acc", "images")
     chits = NO_HITS
@@ -140,7 +142,8 @@ def _scored(pair: PairPredictions, selected: np.ndarray, true: np.ndarray, prefi
     return figures, Hits.of(pair.positions[selected], top, true)
 
 
-def _coverage(pair: PairPredictions, chosen: LabelSet, numbers: np.ndarray, partial: bool) -> str | None:
+def _coverage(pair: PairPredictions, chosen: LabelSet, numbers: np.ndarray, partial: bool,
+              who: str) -> str | None:
     """An error when the run lacks images of the set; with `partial`, a note saying how many."""
     has = np.zeros(VALIDATION_IMAGES, bool)
     has[numbers - 1] = True
@@ -148,7 +151,6 @@ def _coverage(pair: PairPredictions, chosen: LabelSet, numbers: np.ndarray, part
     lacking = int((wanted & ~has).sum())
     if not lacking:
         return None
-    who = f"{pair.provenance.framework}/{pair.provenance.model}"
     if not partial:
         raise UserError(f"label set {chosen.name} needs {int(wanted.sum()):,} images; {who} has no "
                         f"prediction for {lacking:,} of them (score a run over the full validation "

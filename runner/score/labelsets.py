@@ -84,6 +84,14 @@ class LabelSet:
         return np.where(new >= 0, new, labels)
 
 
+def _file_number(url: str) -> int:
+    """n of a url ending in ILSVRC2012_val_<n>.JPEG; TypeError for another url."""
+    found = _FILE_NUMBER.search(url)
+    if found is None:
+        raise TypeError(url)
+    return int(found[1])
+
+
 def read_mturk(path: str | Path) -> MturkStudy:
     """imagenet_mturk.json as a study; one clear error for anything unexpected."""
     try:
@@ -91,13 +99,13 @@ def read_mturk(path: str | Path) -> MturkStudy:
     except (OSError, ValueError) as exc:
         raise UserError(f"--mturk: cannot read {path} ({exc})") from None
     try:
-        numbers = [int(_FILE_NUMBER.search(entry["url"])[1]) for entry in entries]
+        found = [_file_number(entry["url"]) for entry in entries]
         columns = [[entry["given_original_label"], entry["our_guessed_label"],
                     entry["mturk"]["given"], entry["mturk"]["guessed"]] for entry in entries]
     except (TypeError, KeyError) as exc:
         raise UserError(f"--mturk: {path} is not cleanlab's imagenet_mturk.json (an entry lacks "
                         f"{exc} or a url ending in ILSVRC2012_val_<n>.JPEG)") from None
-    numbers = np.array(numbers, np.int64)
+    numbers = np.array(found, np.int64)
     if len(numbers) == 0 or numbers.min() < 1 or numbers.max() > VALIDATION_IMAGES:
         raise UserError(f"--mturk: {path}: file numbers must lie in 1..{VALIDATION_IMAGES}")
     if len(np.unique(numbers)) != len(numbers):
@@ -139,7 +147,7 @@ def correct_set(study: MturkStudy, kind: str, level: int) -> LabelSet:
 def published_set(study: MturkStudy, name: str, labels: np.ndarray | None) -> LabelSet:
     """One of the 2019 repository's ten tables, quirks included (see the module doc)."""
     study = published_entries(study)
-    level = int(re.search(r"[345]", name)[0])  # consensus5_464 is a level-5 set
+    level = int(re.findall(r"[345]", name)[0])  # consensus5_464 is a level-5 set
     crane = _labelled_with(study, CRANE_CLASSES)
     unsure = (study.votes_given < level) & (study.votes_guessed < level)  # E_c
     confirmed = study.votes_guessed >= level  # G_c

@@ -93,13 +93,13 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     for folder in pair_folders(out):
         pair = load_pair(folder, image_ids=sets is not None)
         if pair.record is not None:  # a folder with neither predictions nor a failure is skipped
-            row, row_hits = _score(pair, options, sets, read_sanity_status(folder))
+            row, row_hits = _score(pair, pair.record, options, sets, read_sanity_status(folder))
             hits[row_key(row)] = row_hits
             rows.append(row)
     if not rows:
         raise UserError(f"no predictions under {Location.of(out) / 'predictions'}")
     for column, rank in RANKED.items():
-        if column in rows[0]:
+        if rows[0].given(column):
             rank_column(rows, column, rank)
     join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
     if any(row.variant for row in rows):  # the base pairs' variant: empty, not left out
@@ -118,10 +118,10 @@ def accuracy(top: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(100.0 * hits[:, 0].mean()), float(100.0 * hits.any(axis=1).mean())
 
 
-def _score(pair: PairPredictions, options: LabelOptions,
+def _score(pair: PairPredictions, record: PairRecord, options: LabelOptions,
            real_sets: np.ndarray | None, sanity: str | None) -> tuple[ScoreRow, Hits]:
-    """The row, and the per-image correctness behind acc1/acc5."""
-    record, run = pair.record, pair.provenance  # run: None when the pair failed before any file
+    """The row, and the per-image correctness behind acc1/acc5 (`record`: the pair's)."""
+    run = pair.provenance  # None when the pair failed before any file
     num_images = record.dataset.images
     figures, hits = _figures(pair, num_images, options)
     if real_sets is not None:
@@ -240,6 +240,7 @@ def _published(record: PairRecord) -> tuple[float | None, float | None, str | No
     spec = record.spec
     if spec is None or record.dataset.name != "imagenet":
         return None, None, None  # the catalog's figures are ImageNet's (--published: timm's)
+    source: str | None
     if record.protocol == "northcutt2019":
         figures, source = spec.published.get("northcutt2019"), "northcutt2019 table"
     else:
@@ -251,9 +252,9 @@ def _published(record: PairRecord) -> tuple[float | None, float | None, str | No
 def rank_column(rows: list[ScoreRow], column: str, rank: str) -> None:
     """Rank rows on `column` into `rank`: 1 = best over all rows; equal accuracies share the
     better rank, as in the 2019 table. A model with no readable image (NaN) gets no rank."""
-    values = [row[column] for row in rows if not math.isnan(row[column])]
+    values = [getattr(row, column) for row in rows if not math.isnan(getattr(row, column))]
     for row in rows:
-        value = row[column]
+        value = getattr(row, column)
         setattr(row, rank, None if math.isnan(value) else 1 + sum(o > value for o in values))
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from runner.frameworks.keras_runtime import backend_suffix
-from runner.predictions import Keyed
+from runner.predictions import Record
 
 
-class ScoreRow(Keyed):
+class ScoreRow(Record):
     """One (framework, model). Accuracies are percentages over the images the model could read
     (NaN when there are none). Columns with a default appear in the files only when they were
     set: the cleaned figures with --omit/--keep/--custom-labels, ReaL with --real, the reference

@@ -17,7 +17,7 @@ import numpy as np
 
 from runner.errors import UserError
 from runner.outputs import Location, LocationLike
-from runner.predictions import Keyed, PairPredictions, load_pair, pair_folders
+from runner.predictions import PairPredictions, Record, load_pair, pair_folders
 from runner.score.columns import RowKey, record_key, row_key
 from runner.score.reduce import score
 from runner.score.rows import ScoreRow
@@ -26,7 +26,7 @@ from runner.score.stats import Hits, clopper_pearson, mcnemar, paired_difference
 BASE = ""  # the variant column of a base pair
 
 
-class SensitivityRow(Keyed):
+class SensitivityRow(Record):
     """One pair of a model run with variants; differences are this pair minus the base pair."""
 
     framework: str
@@ -117,7 +117,7 @@ def _figures(pair: PairPredictions, base: PairPredictions, compare: bool) -> dic
             figures |= {f"acc{k}_diff": difference, f"acc{k}_diff_low": low, f"acc{k}_diff_high": high}
     if compare:
         hits = [Hits(np.arange(len(r[1])), r[1], r[5]) for r in (right_base, right)]
-        figures |= {"mcnemar_p": mcnemar(*hits).pvalue, "flips": int(changed.sum())}
+        figures |= {"mcnemar_p": mcnemar(hits[0], hits[1]).pvalue, "flips": int(changed.sum())}
     return figures
 
 

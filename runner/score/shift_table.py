@@ -53,9 +53,10 @@ def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
         if baseline in figures:
             group += [f"{name}_top1_diff", f"{name}_top5_diff", f"{name}_rank_diff"]
         columns += group
-        for row, key in zip(wide, keys, strict=True):
-            row.update(_group(name, figures[name].get(key), figures.get(baseline, {}).get(key)))
-            row["weights"] = row.get("weights") or figures[name].get(key, {}).get("weights")
+        for cells, key in zip(wide, keys, strict=True):
+            base = figures.get(baseline, {}) if baseline else {}
+            cells.update(_group(name, figures[name].get(key), base.get(key)))
+            cells["weights"] = cells.get("weights") or figures[name].get(key, {}).get("weights")
     return wide, columns
 
 

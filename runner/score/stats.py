@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.stats import beta, binomtest
@@ -72,10 +73,11 @@ def tiers(ranked: list[Hits], k: int = 1,
           alpha: float = ALPHA) -> tuple[list[int], list[float | None]]:
     """Tier of each model (1 = best) in ranking order, and each model's McNemar p-value against
     the one ranked just above it (None for the first)."""
-    levels, pvalues = [], []
-    for i, hits in enumerate(ranked):
-        pvalue = mcnemar(ranked[i - 1], hits, k).pvalue if i else None
-        levels.append(1 if not i else levels[-1] + (pvalue < alpha))
+    levels: list[int] = [1] if ranked else []
+    pvalues: list[float | None] = [None] if ranked else []
+    for above, hits in pairwise(ranked):
+        pvalue = mcnemar(above, hits, k).pvalue
+        levels.append(levels[-1] + (pvalue < alpha))
         pvalues.append(pvalue)
     return levels, pvalues
 
@@ -85,7 +87,7 @@ def significance_columns(hits: dict, accuracy: dict[object, float], prefix: str 
     """Per key: `<prefix>1_ci_low/high`, `<prefix>5_ci_low/high` (percent), the tier and the
     p-value against the model ranked just above, following the ranking of `accuracy`
     (Acc@1 of each key; best first). A key without images gets NaN intervals and no tier."""
-    columns = {}
+    columns: dict[object, dict] = {}
     for key, model_hits in hits.items():
         images = len(model_hits.positions)
         columns[key] = {}

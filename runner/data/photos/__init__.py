@@ -40,7 +40,10 @@ def sanity_photos() -> tuple[Photo, ...]:
 
 def _package_folder(name: str) -> Path:
     """An installed package's folder, found without importing it."""
-    return Path(importlib.util.find_spec(name).submodule_search_locations[0])
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"no installed package {name}")
+    return Path(spec.submodule_search_locations[0])
 
 
 def top5_hits(top5: Mapping[str, Sequence[int]], photos: Sequence[Photo]) -> dict[str, bool]:
