@@ -40,6 +40,7 @@ class AdapterProvenance(BaseModel):
     weights_file: str | None  # pretrained weights: the cached file they came from
     backend: KerasBackend | None = None  # Keras: the backend it ran on
     inference: str | None = None  # how the forward pass is compiled, where that varies
+    memory_format: str | None = None  # PyTorch's, when not the default (channels_last)
 
     def entries(self) -> dict[str, Any]:
         """The entries the adapter gave (PyTorch gives no backend or inference)."""
