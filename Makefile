@@ -20,7 +20,7 @@ DOCKER ?= docker
 GPUS   ?= $(if $(findstring cpu,$(IMAGE)),,all)
 TORCH_CACHE ?= $(or $(TORCH_HOME),$(HOME)/.cache/torch)
 KERAS_CACHE ?= $(or $(KERAS_HOME),$(HOME)/.keras)
-SHM_SIZE    ?= 4g
+SHM_SIZE    ?= 32g
 BASE_IMAGE  ?=
 BUILD_FLAGS ?=
 

@@ -31,6 +31,7 @@ from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 from runner.plan.variants import Variant, parse_variants
+from runner.run.packing import GpuShares, Share
 
 if TYPE_CHECKING:  # a Literal made from the data is a str to a type checker
     DatasetName = str
@@ -51,6 +52,19 @@ class OptionHints:
 def replica_count(value: str) -> int | str:
     """'auto' or a whole number (argparse names this function in its error message)."""
     return value if value == "auto" else int(value)
+
+
+def batch_size_or_auto(value: str) -> int | str:
+    """'auto' or a whole number (argparse names this function in its error message)."""
+    return value if value == "auto" else int(value)
+
+
+def share_or_shares(value: str) -> float | dict[str, float]:
+    """0.25, or per kind: pytorch=0.5,keras_reproducible=0.2 (argparse names this function)."""
+    if "=" not in value:
+        return float(value)
+    pairs = [item.split("=", 1) for item in value.replace(",", " ").split()]
+    return {key.strip(): float(number) for key, number in pairs}
 
 
 class RunConfig(BaseModel):
@@ -108,9 +122,12 @@ class RunConfig(BaseModel):
         "preprocessing: reference, each model's documented evaluation; northcutt2019, exactly "
         "what the 2019 benchmark's scripts did"
     ))
-    batch_size: PositiveInt = Field(64, description=(
-        "images per forward pass: PyTorch's, and Keras' in batched mode"
-    ))
+    batch_size: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=batch_size_or_auto)] = Field(
+        64, description=(
+            "images per forward pass: PyTorch's, and Keras' in batched mode; auto: PyTorch's "
+            "largest power of two up to 512 that fits the actor's GPU share, found once per model "
+            "(the files' `forward_batch` records the batch used)"
+        ))
     keras_mode: Literal["reproducible", "batched"] = Field("reproducible", description=(
         "reproducible: one image per Keras forward pass, bit-identical to `model.predict` on each "
         "image alone; batched: batch_size images per pass"
@@ -131,18 +148,21 @@ class RunConfig(BaseModel):
             "resize (squash), and for PyTorch models precision, channels_last, torch_compile "
             "(docs/sensitivity.md)"
         ))
-    forward_threads: PositiveInt = Field(2, description=(
-        "reproducible mode: one-image forward passes in flight at once; each is still one "
-        "image, so results do not change"
-    ))
+    forward_threads: Annotated[PositiveInt | None, OptionHints(
+        unset="sized to the GPU share: 8 per GPU over its actors, at least 2")] = Field(
+        None, description=(
+            "reproducible mode: one-image forward passes in flight at once; each is still one "
+            "image, so results do not change"
+        ))
     decode_threads: PositiveInt = Field(2, description="images decoded in parallel within a shard")
     share_decoding: bool = Field(True, description=(
         "decode each image once per recipe for every model using it; off: once per model"
     ))
-    decode_cache_gb: NonNegativeFloat = Field(4.0, description=(
-        "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
-        "them to disk beyond memory); 0 shares only between models running side by side"
-    ))
+    decode_cache_gb: Annotated[NonNegativeFloat | None, OptionHints(
+        unset="half of Ray's object store (its smallest node's)")] = Field(None, description=(
+            "GB of decoded crops kept for models of the same recipe that start later (Ray spills "
+            "them to disk beyond its store); 0 shares only between models running side by side"
+        ))
     replicas: Annotated[PositiveInt | Literal["auto"], OptionHints(parse=replica_count)] = Field(
         "auto", description="most actors one model may get: a number, or auto, as many as there "
         "are slots"
@@ -157,10 +177,29 @@ class RunConfig(BaseModel):
     address: Annotated[str | None, OptionHints(unset="`RAY_ADDRESS`, else a local Ray")] = Field(
         None, description="Ray cluster address"
     )
-    gpus_per_actor: PositiveFloat = Field(1.0, le=1.0, description=(
-        "GPU share per actor when the cluster has GPUs"
+    device: Literal["auto", "gpu", "cpu"] = Field("auto", description=(
+        "auto: GPUs when Ray has them, refusing a CPU run while this machine has GPUs that Ray "
+        "does not; gpu: refuse to run without GPUs; cpu: run on CPUs, actors see no GPU"
     ))
-    cpus_per_actor: PositiveFloat = Field(1.0, description="CPUs per actor, also its thread count")
+    gpu_share: Annotated[Share | GpuShares | None, OptionHints(
+        unset="`gpus_per_actor` if given, else `{pytorch: 0.5, keras_reproducible: 0.25, "
+              "keras_batched: 0.5}`", metavar="SHARE", parse=share_or_shares)] = Field(
+        None, description=(
+            "share of one GPU per actor: one number, or per kind (`pytorch`: also timm and your "
+            "models; `keras_reproducible`; `keras_batched`), `pytorch=0.5,keras_reproducible=0.2` "
+            "on the command line; a GPU holds floor(1/share) actors, each with its share of the "
+            "GPU's memory (docs/docker-and-clusters.md)"
+        ))
+    gpus_per_actor: Annotated[PositiveFloat | None, OptionHints(unset="see `gpu_share`")] = Field(
+        None, le=1.0, description="one GPU share for every actor: the single-number `gpu_share`"
+    )
+    cpus_per_actor: PositiveFloat = Field(1.0, description=(
+        "CPUs a CPU actor reserves, also every actor's thread count"
+    ))
+    cpus_per_gpu_actor: PositiveFloat = Field(0.5, description=(
+        "CPUs a GPU actor reserves: what drives its GPU (slots per node are also bounded by its "
+        "CPUs over this)"
+    ))
     local_cpus: Annotated[PositiveInt | None, OptionHints(unset="all")] = Field(
         None, description="CPUs of a local Ray instance"
     )
@@ -198,6 +237,31 @@ class RunConfig(BaseModel):
     @property
     def variant_grid(self) -> list[Variant]:
         return parse_variants(self.variants)
+
+    @model_validator(mode="after")
+    def _one_share_setting(self) -> RunConfig:
+        if self.gpu_share is not None and self.gpus_per_actor is not None:
+            raise ValueError("give gpu_share or gpus_per_actor, not both")
+        return self
+
+    @field_validator("gpu_share", mode="before")
+    @classmethod
+    def _share_kinds(cls, value: object) -> object:
+        """A mapping names known kinds (one clear line, not the union's two errors)."""
+        if isinstance(value, dict):
+            kinds = GpuShares.model_fields
+            unknown = sorted(set(value) - set(kinds))
+            if unknown:
+                raise ValueError(f"unknown kind {unknown[0]!r}{did_you_mean(unknown[0], kinds)}"
+                                 f" (kinds: {', '.join(kinds)})")
+            return GpuShares.of(value)
+        return value
+
+    @property
+    def gpu_shares(self) -> GpuShares:
+        """Each kind's share of a GPU, from gpu_share, else gpus_per_actor, else the defaults."""
+        return GpuShares.of(self.gpu_share if self.gpu_share is not None
+                            else self.gpus_per_actor if self.gpus_per_actor is not None else GpuShares())
 
     @field_validator("keras_backends")
     @classmethod

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from runner.atomic import write_text_atomic
@@ -149,6 +150,9 @@ class RunOption:
             elif get_origin(kind) is list:
                 items = ", ".join(f"`{word}`" for word in self.item_words)
                 names.append(f"list of {items or 'text'}")
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                keys = ", ".join(f"`{key}`" for key in kind.model_fields)
+                names.append(f"mapping of {keys} to numbers")
             else:
                 names.append(_TYPE_NAMES[kind] + _bounds(constraints + self.field.metadata))
         return ", or ".join(names)

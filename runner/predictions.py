@@ -77,7 +77,7 @@ class PairIdentity(BaseModel):
     weights: str
     protocol: str
     seed: int
-    forward_batch: int
+    forward_batch: int | str  # the configured batch: a number, or "auto"
     timm_version: str | None = None  # timm entries: the installed timm (it builds and loads them)
     # the test set, when not ImageNet (runner.data.shift), and the classes it is scored over
     dataset_name: str = "imagenet"
@@ -173,7 +173,7 @@ class Provenance(PairRecord):
     kpbench_version: str
     pair_key: str  # PairIdentity.key (imports: a hash of the imported files)
     batch_mode: str  # "batched", "reproducible (one image per forward pass)" or "imported"
-    forward_batch: int | None = None  # images per forward pass
+    forward_batch: int | None = None  # images per forward pass, as used (batch_size auto: found)
     forward_threads: int | None = None
     recipe: dict[str, Any] | None = None
     shard: ShardRecord
@@ -192,6 +192,8 @@ class Provenance(PairRecord):
     cuda: str | None = None
     actor_started: float | None = None
     load_seconds: float | None = None  # the actor's framework import and model build
+    # the actor's GPU share and the memory settings made for it (runner/frameworks/memory.py)
+    memory_policy: dict[str, Any] | None = None
     # what ran it (the framework adapter)
     device: str | None = None
     determinism: dict[str, Any] | None = None  # the framework settings that make runs repeat

@@ -68,7 +68,9 @@ def _stop_nodes(groups: list[int]) -> None:
 
 
 def _run(env, *args):
-    done = run_cli("run", "--models", *MODELS, "--weights", "random", "--shard-size", "4", *args,
+    # a whole GPU per actor: three actors need both nodes
+    done = run_cli("run", "--models", *MODELS, "--weights", "random", "--shard-size", "4",
+                   "--gpu-share", "1", *args,
                    env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout

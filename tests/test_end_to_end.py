@@ -18,8 +18,9 @@ MODELS = ["pytorch/squeezenet1_1", "pytorch/resnet18", "keras/mobilenet", "keras
 
 
 def _config(sample_dir, out, **overrides):
+    # a whole GPU per actor (the default shares pack several: tests/test_gpu_packing_run.py)
     return sample_config(sample_dir, out, **{"models": MODELS, "shard_size": 4, "batch_size": 3,
-                                             **overrides})
+                                             "gpu_share": 1.0, **overrides})
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,24 @@ def test_gpu_check_cpu_mode_runs_without_ray_or_tensorflow(tmp_path):
     # the whole import graph: what the process had loaded when it finished
     assert "ray" not in report["modules_loaded"] and "tensorflow" not in report["modules_loaded"]
     assert {"torch", "jax", "keras"} <= set(report["modules_loaded"])
-    assert report["repeatable"] == {"pytorch/squeezenet1_1": True, "keras/mobilenet@jax": True}
-    assert {(r["model"], r["batch"]) for r in report["pytorch"]} == {("pytorch/squeezenet1_1", 2),
-                                                                    ("pytorch/squeezenet1_1", 4)}
+    assert report["repeatable"] == dict.fromkeys([
+        "pytorch/squeezenet1_1", "keras/mobilenet@jax", "pytorch/squeezenet1_1 fp32, two passes",
+        "keras/mobilenet@jax fp32, two passes", "keras/mobilenet@jax in 2 processes",
+        "pytorch/squeezenet1_1 in 2 processes"], True)
+    assert {(r["model"], r["batch"], r["deterministic"], r["overlapped"]) for r in report["pytorch"]} == {
+        ("pytorch/squeezenet1_1", batch, deterministic, overlapped)
+        for batch in (2, 4) for deterministic in (True, False) for overlapped in (True, False)}
     assert {r["mode"] for r in report["keras_jax"]} == {"reproducible", "batched"}
     assert all(r["images_per_s"] > 0 for r in report["pytorch"] + report["keras_jax"])
+    # decoding on one core with a real recipe; one-image Keras on JAX in processes sharing a GPU,
+    # each under its share's memory policy (preallocation off, a memory cap)
+    assert report["decode"][0]["images_per_s_per_core"] > 0 and report["decode"][0]["images"] == 4
+    (shared,) = report["keras_jax_shared"]
+    assert shared["processes"] == 2 and shared["images_per_s_total"] > 0
+    assert shared["memory_policy"]["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert {(r["backend"], r["precision"]) for r in report["precision"]} == {
         (None, "tf32"), (None, "bf16"), ("jax", "tf32"), ("jax", "bf16")}
-    assert all(0 <= r["top1_agreement"] <= 100 for r in report["precision"])
+    assert all(0 <= r["top1_agreement"] <= 100 and r["max_logprob_diff"] >= 0 for r in report["precision"])
     bf16 = [r["in_effect"] for r in report["precision"] if r["precision"] == "bf16"]
     assert {"autocast": "bfloat16"}.items() <= bf16[0].items()
     assert bf16[1]["compute_dtype"] == "bfloat16"

@@ -40,8 +40,11 @@ FLAG_CASES = {
     "shard_size": (["--shard-size", "100"], 100),
     "seed": (["--seed", "-1"], -1),
     "address": (["--address", "ray://head:10001"], "ray://head:10001"),
+    "device": (["--device", "cpu"], "cpu"),
+    "gpu_share": (["--gpu-share", "0.4"], 0.4),
     "gpus_per_actor": (["--gpus-per-actor", "0.25"], 0.25),
     "cpus_per_actor": (["--cpus-per-actor", "2"], 2.0),
+    "cpus_per_gpu_actor": (["--cpus-per-gpu-actor", "0.25"], 0.25),
     "local_cpus": (["--local-cpus", "1"], 1),
     "local_gpus": (["--local-gpus", "2"], 2),
     "dashboard": (["--dashboard"], True),
@@ -98,7 +101,7 @@ def test_help_gives_each_description_and_default(capsys, monkeypatch):
     for expected in (
         "--data DATA dataset: class folders (ROOT/<wnid>/*.JPEG)",
         "or a URI such as s3://... (required)",
-        "--batch-size BATCH_SIZE images per forward pass: PyTorch's, and Keras' in batched mode "
+        "--batch-size BATCH_SIZE images per forward pass: PyTorch's, and Keras' in batched mode; auto:",
         "(default: 64)",
         "comma-separated, from pytorch, keras (default: pytorch,keras)",
         "--models MODEL [MODEL ...] models to run:",
@@ -114,7 +117,7 @@ def test_help_gives_each_description_and_default(capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["--replicas", "x"], "argument --replicas: invalid replica_count value: 'x'"),
-    (["--batch-size", "x"], "argument --batch-size: invalid int value: 'x'"),
+    (["--batch-size", "x"], "argument --batch-size: invalid batch_size_or_auto value: 'x'"),
     (["--weights", "imagenet"],
      "argument --weights: invalid choice: 'imagenet' (choose from 'pretrained', 'random')"),
     (["--models"], "argument --models: expected at least one argument"),
@@ -139,9 +142,11 @@ def test_reference_rows():
     text = reference_markdown()
     for key in RunConfig.model_fields:
         assert f"\n| `{key}` | `--{key.replace('_', '-')}" in text, key
-    assert "| `batch_size` | `--batch-size` | integer > 0 | `64` |" in text
+    assert "| `batch_size` | `--batch-size` | integer > 0, or `auto` | `64` |" in text
     assert "| `replicas` | `--replicas` | integer > 0, or `auto` | `auto` |" in text
-    assert "| `gpus_per_actor` | `--gpus-per-actor` | number > 0, ≤ 1 | `1` |" in text
+    assert "| `gpus_per_actor` | `--gpus-per-actor` | number > 0, ≤ 1 | see `gpu_share` |" in text
+    assert ("| `gpu_share` | `--gpu-share` | number > 0, ≤ 1, or mapping of `pytorch`, "
+            "`keras_reproducible`, `keras_batched` to numbers |") in text
     assert ("| `frameworks` | `--frameworks A,B` | list of `pytorch`, `keras` | "
             "`[pytorch, keras]` |") in text
     assert "| `local_gpus` | `--local-gpus` | integer ≥ 0 | detected |" in text

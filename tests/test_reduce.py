@@ -19,6 +19,7 @@ BASE_COLUMNS = {
     "published_delta5", "published_source",
     "batch_mode", "batch_size", "images_per_s", "device", "status", "failure",
     "acc1_ci_low", "acc1_ci_high", "acc5_ci_low", "acc5_ci_high", "tier", "tier_p_above", "sanity",
+    "claim", "rank1_low", "rank1_high",
 }
 
 
@@ -62,6 +63,22 @@ def test_reference_protocol_compares_with_the_documented_figure(tmp_path):
     assert row.published_source == "docs"
 
 
+def test_claim_places_the_claimed_figure_against_the_interval(tmp_path):
+    labels = list(range(40))
+    top5 = [[label if i < 30 else 999, 0, 0, 0, 0] for i, label in enumerate(labels)]  # 75% right
+    # 30 of 40: the 95% interval is 58.8 .. 87.3
+    for model, documented in (("high", [95.0, None]), ("low", [50.0, None]), ("near", [80.0, None]),
+                              ("none", None)):
+        write_pair(tmp_path, "pytorch", model, labels, top5, documented=documented)
+    write_pair(tmp_path, "keras", "y2019", labels, top5, protocol="northcutt2019")  # 2019 table: 50
+    rows = {row.model: row for row in score(tmp_path)}
+    assert rows["near"].acc1_ci_low == pytest.approx(58.80, abs=0.01)
+    assert rows["near"].acc1_ci_high == pytest.approx(87.31, abs=0.01)
+    claims = {model: row.claim for model, row in rows.items()}
+    assert claims == {"high": "above", "low": "below", "near": "consistent", "none": None,
+                      "y2019": "below"}
+
+
 def test_sanity_column_reads_the_pairs_check(tmp_path):
     for model in ("a", "b"):
         write_pair(tmp_path, "pytorch", model, [1], [[1, 0, 0, 0, 0]])
@@ -76,6 +93,8 @@ def test_results_files_carry_random_weights(tmp_path):
     paths = write_results(tmp_path, score(tmp_path))
     frame = pd.read_csv(tmp_path / "results" / "accuracy.csv")
     assert list(frame.columns) == [c for c in COLUMNS if c in BASE_COLUMNS]
+    # appended last, so that the columns before them keep their places in the files
+    assert list(frame.columns)[-4:] == ["sanity", "claim", "rank1_low", "rank1_high"]
     assert frame.loc[0, "acc1"] == 50.0 and frame.loc[0, "weights"] == "random"
     # PyTorch has no backend; files from before precision was a setting were strict fp32
     assert pd.isna(frame.loc[0, "backend"]) and frame.loc[0, "precision"] == "fp32"

@@ -63,6 +63,34 @@ def test_random_weights_are_marked_at_the_top_and_on_every_chart(tmp_path):
     assert "weights: random" not in page and 'class="random-banner"' not in page
 
 
+def body_cells(page: str) -> dict[str, list[str]]:
+    """Each table row's cells (their text), by the row's label."""
+    rows = re.findall(r'<tr [^>]*data-label="([^"]*)">(.*?)</tr>', page)
+    return {label: [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", cells)]
+            for label, cells in rows}
+
+
+def test_claim_and_rank_interval_columns_come_from_the_table(tmp_path):
+    run = make_run(tmp_path / "run")
+    table = json.loads((run / "results" / "accuracy.json").read_text())["rows"]
+    page = write_html_report([read_run(str(run))], tmp_path / "out").read_text()
+    shown = headers(page)
+    claim, ranks = shown.index("claim"), shown.index("rank 95%")
+    assert shown[claim - 1] == "Δ published"
+    cells = body_cells(page)
+    assert len(cells) == len(table) == 4
+    for row in table:
+        assert row["claim"] == "consistent"  # 4 images: every figure is inside the wide interval
+        assert cells[row["model"]][claim] == row["claim"]
+        assert cells[row["model"]][ranks] == f"{row['rank1_low']}–{row['rank1_high']}"
+    assert {row["model"]: (row["rank1_low"], row["rank1_high"]) for row in table}["MobileNet"] == (1, 1)
+    # tables scored before these columns existed: no such columns on the page
+    for row in table:
+        del row["claim"], row["rank1_low"], row["rank1_high"]
+    older = headers(write_html_report([_tables(table)], tmp_path / "older").read_text())
+    assert "claim" not in older and "rank 95%" not in older and "Acc@1" in older
+
+
 def _add_other_scorers_columns(run):
     """What other scorers add to the table: backends, intervals, tiers, a shift dataset and a
     label-set table (the report must show them without knowing their code)."""

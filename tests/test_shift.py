@@ -238,6 +238,8 @@ def test_published_figures_from_timms_results(tmp_path, capsys):
     assert rows[tag]["published_delta1"] == pytest.approx(50.0 - 46.387)
     assert rows[tag]["published_source"] == "timm results-imagenet-a.csv"
     assert rows[ambiguous]["published_acc1"] is None and rows["resnet50"]["published_acc1"] is None
+    # the claim check follows the figure: timm's 46.387 lies inside 1 of 2's interval (1.3 .. 98.7)
+    assert rows[tag]["claim"] == "consistent" and rows[ambiguous]["claim"] is None
     assert main(["score", str(tmp_path), "--published", str(tmp_path / "nowhere")]) == 2
 
 

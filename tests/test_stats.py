@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from runner.score.stats import Hits, clopper_pearson, mcnemar, significance_columns, tiers
+from runner.score.stats import (
+    Hits,
+    bootstrap_ranks,
+    claim,
+    clopper_pearson,
+    mcnemar,
+    rank_intervals,
+    significance_columns,
+    tiers,
+)
 
 
 def _hits(top1, positions=None):
@@ -80,3 +89,60 @@ def test_significance_columns_follow_the_accuracy_ranking():
     assert columns["a"]["acc1_ci_low"] < 90 < columns["a"]["acc1_ci_high"]
     assert columns["a"]["acc5_ci_high"] == 100.0  # every label in the top 5
     assert columns["none"]["tier"] is None and math.isnan(columns["none"]["acc1_ci_low"])
+
+
+@pytest.mark.parametrize("figure, expected", [(69.9, "below"), (70.0, "consistent"), (71.0, "consistent"),
+                                              (72.0, "consistent"), (72.1, "above"), (None, None)])
+def test_claim_says_where_the_figure_lies_against_the_interval(figure, expected):
+    assert claim(figure, 70.0, 72.0) == expected
+    assert claim(71.0, math.nan, math.nan) is None  # no readable image: no interval
+
+
+def _naive_bootstrap_ranks(ranked, resamples, seed):
+    """The same resamples drawn as image indices, each model's accuracy by indexing: a loop."""
+    positions = np.unique(np.concatenate([h.positions for h in ranked]))
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(positions), (resamples, len(positions)), dtype=np.int32)
+    ranks = np.full((resamples, len(ranked)), np.nan)
+    for b in range(resamples):
+        accuracy = []
+        for hits in ranked:
+            picked = positions[drawn[b]]
+            mine = np.isin(picked, hits.positions)
+            right = dict(zip(hits.positions.tolist(), hits.top1.tolist(), strict=True))
+            got = [right[p] for p in picked[mine]]
+            accuracy.append(np.mean(got) if got else np.nan)
+        for m, value in enumerate(accuracy):
+            if not np.isnan(value):
+                ranks[b, m] = 1 + sum(other > value for other in accuracy if not np.isnan(other))
+    return ranks
+
+
+def test_bootstrap_ranks_equal_a_loop_over_the_drawn_images():
+    rng = np.random.default_rng(3)
+    ranked = [_hits(rng.random(40) < p) for p in (0.5, 0.55, 0.6)]
+    ranked.append(_hits(rng.random(25) < 0.55, positions=np.arange(5, 30)))  # scored on fewer
+    expected = _naive_bootstrap_ranks(ranked, 50, seed=11)
+    assert np.array_equal(bootstrap_ranks(ranked, 50, seed=11), expected, equal_nan=True)
+    # drawing in chunks gives the same resamples
+    assert np.array_equal(bootstrap_ranks(ranked, 50, seed=11, chunk=7), expected, equal_nan=True)
+
+
+def test_rank_intervals_separate_clear_gaps_and_cover_close_ones():
+    noise = np.random.default_rng(0).random(2000)
+    close = noise < 0.6
+    # close_b: close_a with 10 of its right images wrong and 9 of its wrong ones right
+    swapped = close.copy()
+    swapped[np.flatnonzero(close)[:10]], swapped[np.flatnonzero(~close)[:9]] = False, True
+    hits = {"best": _hits(noise < 0.9), "close_a": _hits(close), "close_b": _hits(swapped),
+            "worst": _hits(noise < 0.2), "unread": _hits([], positions=np.zeros(0, np.int64))}
+    accuracy = {key: 100 * h.top1.mean() if len(h.top1) else math.nan for key, h in hits.items()}
+    columns = rank_intervals(hits, accuracy)
+    intervals = {key: (c["rank1_low"], c["rank1_high"]) for key, c in columns.items()}
+    assert intervals == {"best": (1, 1), "close_a": (2, 3), "close_b": (2, 3), "worst": (4, 4),
+                         "unread": (None, None)}
+    assert rank_intervals(hits, accuracy) == columns  # the fixed seed: the same every time
+    # identical models always tie, and ties share the better rank
+    same = {"a": hits["close_a"], "b": hits["close_a"]}
+    assert rank_intervals(same, {"a": 60.0, "b": 60.0}) == {key: {"rank1_low": 1, "rank1_high": 1}
+                                                            for key in same}

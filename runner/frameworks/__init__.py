@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from runner.catalog import ModelSpec
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend, select_backend
+from runner.frameworks.memory import MemoryPolicy
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 
 
@@ -55,9 +56,11 @@ class Adapter(Protocol):
 
 def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
                  precision: Precision = DEFAULT_PRECISION,
-                 backend: KerasBackend | None = None, channels_last: bool = False,
-                 torch_compile: bool = False) -> Adapter:
-    """channels_last and torch_compile: PyTorch's memory format and compiler (variants)."""
+                 backend: KerasBackend | None = None, memory: MemoryPolicy | None = None,
+                 channels_last: bool = False, torch_compile: bool = False) -> Adapter:
+    """`memory`: the actor's GPU memory policy (runner/frameworks/memory.py), applied around
+    the framework's import; None leaves the framework's own defaults. channels_last and
+    torch_compile: PyTorch's memory format and compiler (variants)."""
     if spec.framework == "keras":
         if channels_last or torch_compile:
             raise ValueError(f"{spec.key}: channels_last and torch_compile are for PyTorch models")
@@ -66,16 +69,37 @@ def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
         return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
     if backend is not None:
         raise ValueError(f"{spec.key}: a backend is for Keras models only")
+    if memory is not None:
+        memory.before_import()
     module = importlib.import_module(f"runner.frameworks.{spec.framework}")
+    if memory is not None:
+        memory.after_import()  # before the model is built
     return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision,
                        channels_last=channels_last, torch_compile=torch_compile)
+
+
+AUTO_BATCH_LIMIT = 512  # the largest batch `batch_size: auto` tries
+AUTO_BATCH_FALLBACK = 64  # auto's batch for an adapter that cannot measure what fits
+
+
+def resolve_batch(adapter: Adapter, configured: int | str) -> int:
+    """The batch an actor uses: the configured one, or for `auto` the largest that fits the
+    actor's GPU share (PyTorch measures it once per model, `largest_batch`)."""
+    if configured != "auto":
+        return int(configured)
+    largest = getattr(adapter, "largest_batch", None)
+    return largest(AUTO_BATCH_LIMIT) if largest is not None else AUTO_BATCH_FALLBACK
 
 
 def forward(adapter: Adapter, images: np.ndarray, forward_batch: int, forward_threads: int) -> np.ndarray:
     """Probabilities for uint8 NHWC `images`, `forward_batch` images per forward pass.
 
     One-image passes leave a device (or cores) idle between calls, so `forward_threads` of
-    them are kept in flight; each pass still sees one image, so the results do not change."""
+    them are kept in flight; each pass still sees one image, so the results do not change.
+    An adapter with its own batched loop (PyTorch's, overlapping copies and passes) runs it."""
+    batches = getattr(adapter, "predict_batches", None)
+    if forward_batch > 1 and batches is not None:
+        return batches(images, forward_batch)
     chunks = [images[i : i + forward_batch] for i in range(0, len(images), forward_batch)]
     with ThreadPoolExecutor(forward_threads if forward_batch == 1 else 1) as pool:
         return np.concatenate(list(pool.map(adapter.predict, chunks)))

@@ -14,6 +14,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
@@ -54,11 +55,16 @@ def build(spec: ModelSpec, pretrained: bool) -> keras.Model:
         raise WeightsUnavailable(spec.key, path, "KERAS_HOME") from None
 
 
-def preprocess(batch: np.ndarray, mode: str) -> np.ndarray:
+def preprocess(batch: np.ndarray, mode: str, into: np.ndarray | None = None) -> np.ndarray:
     """uint8 NHWC crops -> float32 model input: keras.applications.imagenet_utils'
     preprocess_input in the given mode, or the raw 0..255 floats for mode "none" (models that
-    normalise inside the network, whose preprocess_input is the identity)."""
-    x = batch.astype(np.float32)
+    normalise inside the network, whose preprocess_input is the identity). `into`: a float32
+    buffer of the batch's shape to convert into, instead of a new array."""
+    if into is None or into.shape != batch.shape:
+        x = batch.astype(np.float32)
+    else:
+        x = into
+        np.copyto(x, batch, casting="unsafe")
     return x if mode == "none" else imagenet_utils.preprocess_input(x, mode=mode)
 
 
@@ -72,9 +78,17 @@ class KerasAdapter:
         self.spec, self.weights = spec, weights
         self.model = build(spec, pretrained=weights == "pretrained")
         self._forward, self.inference = keras_runtime.compiled_step(self.model)
+        self._buffers = threading.local()  # per forward thread: its one-image input buffer
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self._forward(preprocess(batch, self.spec.preprocess))
+        if len(batch) != 1:
+            return self._forward(preprocess(batch, self.spec.preprocess))
+        # one image per pass: convert into this thread's buffer rather than a new array (the
+        # pass has finished, and its input is no longer read, when _forward returns)
+        buffer = getattr(self._buffers, "image", None)
+        if buffer is None or buffer.shape != batch.shape:
+            buffer = self._buffers.image = np.empty(batch.shape, np.float32)
+        return self._forward(preprocess(batch, self.spec.preprocess, into=buffer))
 
     def provenance(self) -> AdapterProvenance:
         return AdapterProvenance(

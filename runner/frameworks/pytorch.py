@@ -25,15 +25,22 @@ from runner.errors import WeightsUnavailable  # noqa: E402
 from runner.frameworks import AdapterProvenance  # noqa: E402
 from runner.frameworks.precision import Precision, set_torch, torch_autocast  # noqa: E402
 
+DEFAULT_BATCH = 64  # what batch_size auto uses without a GPU to fit
+
 
 def configure_determinism(seed: int) -> dict:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every new tensor's memory (NaN or the integer maximum) to
+    # expose reads of uninitialised memory: an extra kernel per CUDA allocation, and inference
+    # reads only what it wrote, so results do not depend on it. Off; determinism stays on.
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # a property of its module class
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     return {
         "seed": seed,
         "use_deterministic_algorithms": True,
+        "fill_uninitialized_memory": False,
         "cudnn_benchmark": False,
         "cudnn_deterministic": True,
         "CUBLAS_WORKSPACE_CONFIG": os.environ["CUBLAS_WORKSPACE_CONFIG"],
@@ -87,13 +94,40 @@ def _build_user(spec: ModelSpec, pretrained: bool) -> torch.nn.Module:
     return model
 
 
-def to_input(batch: np.ndarray, mean, std, device: torch.device | None = None) -> torch.Tensor:
+def to_input(batch: np.ndarray | torch.Tensor, mean, std, device: torch.device | None = None) -> torch.Tensor:
     """uint8 NHWC crops -> the float NCHW tensor the model takes: the arithmetic of
     torchvision's ToTensor()/convert_image_dtype + Normalize, as weights.transforms() does it:
-    /255, then (x - mean) / std. The batch may be a read-only view of Ray's object store, so it
-    is copied into the tensor rather than shared."""
-    x = torch.tensor(batch).to(device).permute(0, 3, 1, 2).float().div(255)
+    /255, then (x - mean) / std, on `device`. A numpy batch may be a read-only view of Ray's
+    object store, so it is copied into the tensor rather than shared."""
+    x = batch if isinstance(batch, torch.Tensor) else torch.tensor(batch)
+    x = x.to(device).permute(0, 3, 1, 2).float().div(255)
     return normalize(x, list(mean), list(std))
+
+
+class StagedCopies:
+    """Host-to-GPU copies that overlap the forward pass: two pinned host buffers take turns,
+    each batch is copied on a side stream with non_blocking=True while the previous batch
+    computes, and the compute stream waits only for its own batch's copy."""
+
+    def __init__(self, shape: tuple[int, ...], device: torch.device):
+        self.device, self.stream = device, torch.cuda.Stream(device)
+        self.buffers = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(2)]
+        self.done: list[torch.cuda.Event | None] = [None, None]  # each buffer's last copy
+        self.turn = 0
+
+    def send(self, chunk: np.ndarray) -> tuple[torch.Tensor, torch.cuda.Event]:
+        """Start copying `chunk` to the GPU; the device tensor and the event that ends its copy."""
+        index, self.turn = self.turn, 1 - self.turn
+        if (previous := self.done[index]) is not None:
+            previous.synchronize()  # the buffer's copy two batches ago has left it
+        host = self.buffers[index][: len(chunk)]
+        host.numpy()[...] = chunk
+        with torch.cuda.stream(self.stream):
+            on_device = host.to(self.device, non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record(self.stream)
+        self.done[index] = copied
+        return on_device, copied
 
 
 class TorchAdapter:
@@ -130,12 +164,54 @@ class TorchAdapter:
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._probabilities(batch).cpu().numpy()
+
+    def _probabilities(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = to_input(batch, self.spec.mean, self.spec.std, self.device)
         if self.channels_last:  # else as to_input leaves it, as before the setting existed
             x = x.contiguous(memory_format=torch.channels_last)
         with torch_autocast(self.precision, self.device.type):
             logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()  # bf16 logits: softmax in fp32
+        return torch.softmax(logits.float(), dim=1)  # bf16 logits: softmax in fp32
+
+    @torch.inference_mode()
+    def predict_batches(self, images: np.ndarray, batch: int) -> np.ndarray:
+        """`images`, `batch` per forward pass. On a GPU the next batch's copy overlaps the
+        current pass (StagedCopies) and results stay on the GPU until the last pass: one sync
+        per call, not one per batch. The same arithmetic per batch as `predict`."""
+        starts = range(0, len(images), batch)
+        if self.device.type != "cuda":
+            return np.concatenate([self.predict(images[i : i + batch]) for i in starts])
+        copies = StagedCopies((min(batch, len(images)), *images.shape[1:]), self.device)
+        compute = torch.cuda.current_stream(self.device)
+        results, upcoming = [], copies.send(images[:batch])
+        for start in starts:
+            on_device, copied = upcoming
+            compute.wait_event(copied)
+            on_device.record_stream(compute)  # made on the copy stream, used on this one
+            if start + batch < len(images):
+                upcoming = copies.send(images[start + batch : start + 2 * batch])
+            results.append(self._probabilities(on_device))
+        return torch.cat(results).cpu().numpy()
+
+    @torch.inference_mode()
+    def largest_batch(self, limit: int) -> int:
+        """The largest power of two up to `limit` whose forward pass fits this process's GPU
+        memory (its share, runner/frameworks/memory.py); on a CPU, DEFAULT_BATCH."""
+        if self.device.type != "cuda":
+            return DEFAULT_BATCH
+        size = self.spec.input_size
+        batch = limit
+        while batch > 1:
+            try:
+                self._probabilities(torch.zeros((batch, size, size, 3), dtype=torch.uint8))
+                torch.cuda.synchronize(self.device)
+                break
+            except torch.OutOfMemoryError:
+                batch //= 2
+            finally:
+                torch.cuda.empty_cache()
+        return batch
 
     def provenance(self) -> AdapterProvenance:
         device = str(self.device)

@@ -33,8 +33,10 @@ class PairJob:
     weights: Weights
     protocol: Protocol
     seed: int
-    forward_batch: int  # images per forward pass: 1 for reproducible Keras
-    forward_threads: int  # one-image forward passes in flight at once (results do not change)
+    forward_batch: int | str  # images per forward pass: 1 for reproducible Keras; or "auto"
+    # one-image forward passes in flight at once (results do not change); None: sized to the
+    # actor's GPU share (runner.run.packing.passes_in_flight)
+    forward_threads: int | None
     batch_mode: BatchMode
     threads: int
     decode_threads: int  # images decoded in parallel within one shard

@@ -40,6 +40,7 @@ class Column:
     digits: int = 2
     hint: str = ""  # the header's tooltip
     signed: bool = False  # a difference: always with its sign
+    upper: str | None = None  # a range: the cell column of its upper end, shown as "low–high"
 
     def cell(self, row: PageRow) -> str:
         value = self.read(row)
@@ -49,6 +50,8 @@ class Column:
             return f"<td>{html.escape(str(value))}</td>"
         sign = "+" if self.signed else ""
         shown = f"{value:{sign},.{self.digits}f}" if isinstance(value, float) else f"{value:{sign},}"
+        if self.upper is not None:
+            shown += f"–{row.value(None, self.upper)}"
         return f'<td data-value="{value}">{shown}{_interval(row, self)}</td>'
 
 
@@ -82,6 +85,10 @@ def columns(page: Page) -> list[Column]:
         Column("published", _cell("published_acc1"), True, hint="published Acc@1 (see source)"),
         Column("Δ published", _cell("published_delta1"), True, hint="measured - published Acc@1",
                signed=True),
+        Column("claim", _cell("claim"), hint="the published Acc@1 against the 95% interval of the "
+               "measured one: consistent (inside it), below or above it"),
+        Column("rank 95%", _cell("rank1_low"), True, 0, upper="rank1_high",
+               hint="95% paired-bootstrap interval of the Acc@1 rank within its run's table"),
     ]
     for view in page.views:
         chosen.append(Column(f"{view} Acc@1", _view(view, "acc1"), True))

@@ -25,6 +25,7 @@ from runner.data.recipes import Recipe
 from runner.data.records import ImageRecord, Shard
 from runner.errors import UserError
 from runner.frameworks import forward
+from runner.frameworks.memory import MemoryPolicy, memory_policy
 from runner.plan.pairs import PairJob
 from runner.predictions import (
     SCHEMA_VERSION,
@@ -37,6 +38,7 @@ from runner.predictions import (
     write_shard,
 )
 from runner.run.nvidia import nvidia_versions, require_gpu_in_use
+from runner.run.packing import passes_in_flight
 from runner.sanity import run_check
 
 # A shard's model inputs: uint8 crops of its readable images (in order), and the decode report
@@ -54,22 +56,26 @@ class ShardResult:
 
 
 class ShardPredictor:
-    def __init__(self, job: PairJob, placement: dict):
-        from runner.frameworks import load_adapter  # imports exactly one framework
+    def __init__(self, job: PairJob, placement: dict, memory: MemoryPolicy | None = None):
+        from runner.frameworks import load_adapter, resolve_batch  # imports exactly one framework
 
         self.job = job
         self.recipe = job.recipe
         started = time.perf_counter()
         variant = job.variant
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
-                                    job.backend, channels_last=bool(variant and variant.channels_last),
+                                    job.backend, memory,
+                                    channels_last=bool(variant and variant.channels_last),
                                     torch_compile=bool(variant and variant.torch_compile))
+        # the batch used: the configured one, or auto's (the pair key keeps the configured one)
+        self.forward_batch = resolve_batch(self.adapter, job.forward_batch)
+        self.forward_threads = job.forward_threads or passes_in_flight(memory.gpu_share if memory else 0)
         load_seconds = round(time.perf_counter() - started, 3)  # framework import + build
         versions = nvidia_versions(placement["gpu_ids"])
         require_gpu_in_use(job.name, placement["gpu_ids"], versions, self.adapter.provenance().device)
         run_check(
             job.sanity, job.name,
-            lambda images: forward(self.adapter, images, job.forward_batch, job.forward_threads),
+            lambda images: forward(self.adapter, images, self.forward_batch, self.forward_threads),
             self.recipe, job.folder,
         )
         self.shards_done = 0  # by this process: a restarted actor counts from 0 again
@@ -80,6 +86,7 @@ class ShardPredictor:
             **versions,
             "actor_started": time.time(),
             "load_seconds": load_seconds,
+            "memory_policy": memory.record() if memory is not None else None,
         }
 
     def run(self, shard: Shard, records: list[ImageRecord], crops: Crops) -> ShardResult:
@@ -111,7 +118,7 @@ class ShardPredictor:
         subset = self.job.dataset.subset
         probs = np.zeros((0, 1000), np.float32)
         if len(images):
-            probs = forward(self.adapter, images, self.job.forward_batch, self.job.forward_threads)
+            probs = forward(self.adapter, images, self.forward_batch, self.forward_threads)
         if probs.shape != (len(images), 1000):
             raise RuntimeError(f"model returned {probs.shape} for {len(images)} images")
         return top_k(probs), subset_top_k(probs, subset) if subset else None
@@ -130,8 +137,8 @@ class ShardPredictor:
             protocol=job.protocol,
             recipe=self.recipe.model_dump(mode="json"),
             batch_mode=job.batch_mode,
-            forward_batch=job.forward_batch,
-            forward_threads=job.forward_threads,
+            forward_batch=self.forward_batch,
+            forward_threads=self.forward_threads,
             dataset=job.dataset,
             shard=ShardRecord(index=shard.index, start=shard.start, stop=shard.stop),
             shard_seconds=round(seconds, 4),
@@ -178,8 +185,11 @@ class PairActor:
             "node_id": context.get_node_id(),
             "gpu_ids": [str(i) for i in context.get_accelerator_ids().get("GPU", [])],
         }
+        # the share Ray granted this actor; the policy's variables are set before any framework loads
+        share = context.get_assigned_resources().get("GPU", 0.0)
+        memory = memory_policy(job.spec.framework, job.backend, share)
         try:
-            self.predictor = ShardPredictor(job, placement)
+            self.predictor = ShardPredictor(job, placement, memory)
         except UserError as exc:
             self.error = str(exc)
         except Exception as exc:

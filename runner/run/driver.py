@@ -5,6 +5,7 @@ The driver imports no deep-learning framework; actors do.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -15,11 +16,14 @@ from rich.console import Console
 
 from runner.config import RunConfig
 from runner.plan import calibration
-from runner.plan.pairs import PairPlan, plan_run
+from runner.plan.pairs import PairJob, PairPlan, plan_run
 from runner.plan.schedule import Scheduler, lower_bound, simulate
+from runner.run import packing, store
 from runner.run.actors import FAULT_VARIABLES
 from runner.run.execute import Execution
+from runner.run.nvidia import machine_gpu_count
 from runner.run.progress import RunProgress
+from runner.run.replicas import WINDOW
 
 PLAN_LINES = 25  # models listed in the printed plan, the biggest first
 
@@ -35,21 +39,24 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
     if not any(plan.todo for plan in plans):
         console.print(f"kpbench: all {len(plans)} model(s) already done in {cfg.out}")
         return RunOutcome(out=cfg.out)
-    owns_ray = _connect(cfg)
+    owns_ray = _connect(cfg, console, plans)
     try:
-        resources = _actor_resources(cfg)
-        slots = _slots(cfg, resources)
+        device = packing.choose_device(cfg.device, ray.cluster_resources().get("GPU", 0),
+                                       machine_gpu_count())
         resumed = sum(plan.done for plan in plans)  # also of models with nothing left to do
         plans = [plan for plan in plans if plan.todo]
-        states, sources = _pair_states(cfg, plans, slots, "num_gpus" in resources)
+        requests = {plan.job.name: _request(cfg, device, plan.job) for plan in plans}
+        watch = packing.SlotWatch(functools.partial(_slots, list(requests.values())))
+        slots = watch.slots
+        cfg = cfg.model_copy(update={"decode_cache_gb": _decode_cache_gb(cfg)})
+        states, sources = _pair_states(cfg, plans, slots, device == "gpu")
         scheduler = Scheduler(states)
-        estimate = _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed, sources)
-        fault_env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
-        options = {**resources, **({"runtime_env": {"env_vars": fault_env}} if fault_env else {})}
+        estimate = _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resumed, sources)
+        options = {key: _ray_options(request) for key, request in requests.items()}
         totals = {p.job.name: sum(s.size for s in p.todo) for p in plans}
         started = time.monotonic()
         with RunProgress(console, totals) as progress:
-            failed = Execution(cfg, dataset, plans, options, slots, scheduler, progress).run()
+            failed = Execution(cfg, dataset, plans, options, watch, scheduler, progress).run()
         console.print(f"kpbench: ran in {_duration(time.monotonic() - started)} "
                       f"(plan estimate {_duration(estimate)})")
         _record_throughput(console, cfg, plans)
@@ -61,7 +68,7 @@ def run_benchmark(cfg: RunConfig, console: Console) -> RunOutcome:
             ray.shutdown()
 
 
-def _connect(cfg: RunConfig) -> bool:
+def _connect(cfg: RunConfig, console: Console, plans: list[PairPlan]) -> bool:
     """Join the given cluster, else start a local Ray; True when this run owns the instance."""
     if ray.is_initialized():
         return False
@@ -69,25 +76,62 @@ def _connect(cfg: RunConfig) -> bool:
     if address:
         ray.init(address=address, logging_level=logging.ERROR)
     else:
+        size = _local_store(cfg, plans)
+        if size.warning:
+            console.print(f"[yellow]kpbench: warning:[/] {size.warning}", highlight=False)
         # The dashboard, when asked for, listens on localhost only (reach it by an SSH tunnel).
         # "local": a new instance of our own, even if a `ray start` cluster runs on this machine
         ray.init(address="local", num_cpus=cfg.local_cpus, num_gpus=cfg.local_gpus,
-                 logging_level=logging.ERROR, include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
+                 object_store_memory=size.bytes, logging_level=logging.ERROR,
+                 include_dashboard=cfg.dashboard, dashboard_host="127.0.0.1")
     return True
 
 
-def _actor_resources(cfg: RunConfig) -> dict:
-    """One GPU (or the configured share) per actor when the cluster has GPUs, else a CPU share."""
-    if ray.cluster_resources().get("GPU", 0) > 0:
-        return {"num_gpus": cfg.gpus_per_actor, "num_cpus": cfg.cpus_per_actor}
-    return {"num_cpus": cfg.cpus_per_actor}
+def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:
+    """The object store of a local Ray, for the crops the run will hold in flight (the slots
+    this machine will have, WINDOW shards each, at the largest crop)."""
+    gpus = cfg.local_gpus if cfg.local_gpus is not None else machine_gpu_count()
+    device: packing.Device = "gpu" if gpus and cfg.device != "cpu" else "cpu"
+    node = packing.NodeCapacity(cpus=cfg.local_cpus or os.cpu_count() or 1, gpus=gpus)
+    requests = [_request(cfg, device, plan.job) for plan in plans if plan.todo]
+    slots = packing.cluster_slots([node], packing.planning_share(r.gpus for r in requests),
+                                  max(r.cpus for r in requests))
+    crop = max(plan.job.spec.recipe(plan.job.protocol).output_size for plan in plans)
+    shm_free, memory = store.machine_shm_and_memory()
+    return store.size_object_store(shm_free, memory,
+                                   store.in_flight_bytes(slots, WINDOW, cfg.shard_size, crop))
 
 
-def _slots(cfg: RunConfig, resources: dict) -> int:
-    """How many actors fit at once: per node, its GPUs (or CPUs) over one actor's share."""
-    resource, share = ("GPU", cfg.gpus_per_actor) if "num_gpus" in resources else ("CPU", cfg.cpus_per_actor)
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    return max(1, sum(int(node.get(resource, 0) / share + 1e-9) for node in nodes))
+def _decode_cache_gb(cfg: RunConfig) -> float:
+    """decode_cache_gb, or its default from the smallest live node's object store."""
+    if cfg.decode_cache_gb is not None:
+        return cfg.decode_cache_gb
+    stores = [node["Resources"].get("object_store_memory", 0) for node in ray.nodes() if node["Alive"]]
+    return store.decode_cache_bytes(None, min(stores, default=0)) / store.GB
+
+
+def _request(cfg: RunConfig, device: packing.Device, job: PairJob) -> packing.ActorRequest:
+    share = cfg.gpu_shares.for_pair(job.spec.framework, job.forward_batch == 1)
+    return packing.actor_request(device, share, cfg.cpus_per_actor, cfg.cpus_per_gpu_actor)
+
+
+def _ray_options(request: packing.ActorRequest) -> dict:
+    """Ray's actor options for a request; an actor without a GPU gets CUDA_VISIBLE_DEVICES=""
+    (Ray leaves the variable alone when it assigns no GPU, and every GPU would be visible)."""
+    env = {name: os.environ[name] for name in FAULT_VARIABLES if name in os.environ}
+    if not request.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return {"num_cpus": request.cpus, "num_gpus": request.gpus,
+            **({"runtime_env": {"env_vars": env}} if env else {})}
+
+
+def _slots(requests: list[packing.ActorRequest]) -> int:
+    """How many actors fit on the live nodes at once (packing.cluster_slots); called again
+    during the run, so that nodes joining later add slots."""
+    nodes = [packing.NodeCapacity.from_ray(node["Resources"]) for node in ray.nodes() if node["Alive"]]
+    share = packing.planning_share(request.gpus for request in requests)
+    cpus = max(request.cpus for request in requests)
+    return packing.cluster_slots(nodes, share, cpus)
 
 
 def _pair_states(cfg: RunConfig, plans: list[PairPlan], slots: int, gpus: bool):
@@ -111,7 +155,7 @@ def _record_throughput(console: Console, cfg: RunConfig, plans: list[PairPlan]) 
         console.print(f"[yellow]could not record throughput[/] in {calibration.record_folder()}: {exc}")
 
 
-def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resumed, sources) -> float:
+def _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resumed, sources) -> float:
     """Print the plan; return its estimated wall time in seconds."""
     cluster = ray.cluster_resources()
     todo = sum(len(p.todo) for p in plans)
@@ -126,9 +170,10 @@ def _print_plan(console, cfg, dataset, plans, resources, slots, scheduler, resum
         f"({len(dataset.shards(cfg.shard_size))} shards of {cfg.shard_size}), "
         f"weights={cfg.weights}, protocol={cfg.protocol}, precision={cfg.precision}"
     )
+    asks = sorted({(r.gpus, r.cpus) for r in requests.values()}, reverse=True)
     console.print(
         f"  Ray: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; per actor: "
-        + ", ".join(f"{k.removeprefix('num_')}={v:g}" for k, v in resources.items())
+        + " or ".join(f"gpus={gpus:g}, cpus={cpus:g}" for gpus, cpus in asks)
         + f"; shards to run: {todo}" + (f", already done: {resumed}" if resumed else "")
     )
     console.print(

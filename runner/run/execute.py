@@ -29,6 +29,7 @@ from runner.plan.schedule import Scheduler
 from runner.predictions import clear_failure, record_failure
 from runner.run.actors import PairActor
 from runner.run.crops import CropCache, CropEntry, CropKey
+from runner.run.packing import SlotWatch
 from runner.run.progress import RunProgress
 from runner.run.replicas import Fleet
 
@@ -44,11 +45,12 @@ class Call:
 
 class Execution:
     def __init__(self, cfg: RunConfig, dataset: DatasetIndex, plans: list[PairPlan],
-                 actor_options: dict, slots: int, scheduler: Scheduler, progress: RunProgress):
-        self.cfg, self.actor_options = cfg, actor_options
+                 actor_options: dict[str, dict], slots: SlotWatch, scheduler: Scheduler,
+                 progress: RunProgress):
+        self.cfg, self.actor_options = cfg, actor_options  # Ray's options, per pair key
         self.scheduler, self.progress = scheduler, progress
-        self.fleet = Fleet(plans, slots, cfg.share_decoding)
-        self.crops = CropCache(int(cfg.decode_cache_gb * 2**30), dataset.shard_records)
+        self.fleet, self.slots = Fleet(plans, slots.slots, cfg.share_decoding), slots
+        self.crops = CropCache(int((cfg.decode_cache_gb or 0) * 2**30), dataset.shard_records)
         self.calls: dict[object, Call] = {}  # object reference -> its call
         self.failed: dict[str, str] = {}
 
@@ -60,11 +62,14 @@ class Execution:
             for ref in ready:
                 if (call := self.calls.pop(ref, None)) is not None:
                     call.on_done(*call.args, ref)
+            if change := self.slots.change():  # nodes joined (or left)
+                self.fleet.free_slots += change
+                self._fill_slots()
         return self.failed
 
     def _fill_slots(self) -> None:
         while self.fleet.free_slots > 0 and (key := self.scheduler.choose()) is not None:
-            actor = _start_actor(self.actor_options, self.fleet.pairs[key].job)
+            actor = _start_actor(self.actor_options[key], self.fleet.pairs[key].job)
             replica_id = self.fleet.add(key, actor)
             self.scheduler.started(key)
             self.calls[actor.ready.remote()] = Call(self._on_ready, (replica_id,), replica_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 from runner.errors import UserError
 
@@ -48,3 +49,11 @@ def require_gpu_in_use(pair: str, gpu_ids: list[str], versions: dict, device: st
         raise UserError(f"{pair}: given GPU {','.join(gpu_ids)} (driver {driver}), but its "
                         "framework computes on the CPU: install the framework's CUDA build "
                         "(the GPU image has them)")
+
+
+def machine_gpu_count(proc: Path = Path("/proc/driver/nvidia/gpus")) -> int:
+    """NVIDIA GPUs this machine's driver knows (0 without a driver), whatever Ray declares."""
+    try:
+        return sum(1 for _ in proc.iterdir())
+    except OSError:
+        return 0

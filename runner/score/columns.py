@@ -4,7 +4,7 @@ table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.frameworks.precision import DEFAULT_PRECISION
@@ -12,6 +12,7 @@ from runner.frameworks.precision import DEFAULT_PRECISION
 # the run settings that were not settings before (a value here: what runs did then)
 SETTING_DEFAULTS = {"backend": (None, DEFAULT_BACKEND), "precision": (None, DEFAULT_PRECISION),
                     "variant": (None, "")}
+# A table row's pair: (framework, model, backend, variant).
 RowKey = tuple[str, str, str | None, str | None]
 
 
@@ -20,7 +21,7 @@ def row_key(row) -> RowKey:
     return row.framework, row.model, row.backend, row.variant
 
 
-def join_columns(rows: list, columns: dict[object, dict]) -> None:
+def join_columns(rows: list, columns: Mapping[RowKey, dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:
         for column, value in columns.get(row_key(row), {}).items():

@@ -29,7 +29,7 @@ from runner.predictions import PairPredictions, PairRecord, load_pair, pair_fold
 from runner.sanity import read_status as read_sanity_status
 from runner.score.columns import join_columns, row_key
 from runner.score.rows import RANKED, ScoreRow
-from runner.score.stats import Hits, significance_columns
+from runner.score.stats import Hits, claim, rank_intervals, significance_columns
 
 _VAL_FILE_PATTERN = r"ILSVRC2012_val_(?P<number>\d{8})\."
 
@@ -87,7 +87,7 @@ def _integer_vector(values: np.ndarray, name: str) -> np.ndarray:
 
 def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[ScoreRow]:
     """One row per (framework, model) under OUT/predictions, sorted by Acc@1 (best first),
-    with intervals and tiers (runner.score.stats)."""
+    with intervals, tiers, rank intervals and the claim check (runner.score.stats)."""
     sets = real_label_sets(options.real) if options.real is not None else None
     rows, hits = [], {}
     for folder in pair_folders(out):
@@ -101,7 +101,11 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     for column, rank in RANKED.items():
         if rows[0].given(column):
             rank_column(rows, column, rank)
-    join_columns(rows, significance_columns(hits, {row_key(row): row.acc1 for row in rows}))
+    acc1 = {row_key(row): row.acc1 for row in rows}
+    join_columns(rows, significance_columns(hits, acc1))
+    join_columns(rows, rank_intervals(hits, acc1))
+    for row in rows:
+        row.claim = claim(row.published_acc1, row.acc1_ci_low, row.acc1_ci_high)
     if any(row.variant for row in rows):  # the base pairs' variant: empty, not left out
         for row in rows:
             row.variant = row.variant

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from runner.frameworks.keras_runtime import backend_suffix
 from runner.predictions import Record
+from runner.score.stats import Claim
 
 
 class ScoreRow(Record):
@@ -86,8 +87,15 @@ class ScoreRow(Record):
     status: Literal["ok", "incomplete", "failed"]
     failure: str | None  # why the pair failed
     # the weights sanity check (runner/sanity.py): ok, failed, skipped; None where none ran.
-    # Last, so that the columns before it keep their places in the files.
+    # It and the columns after it were added last, so that the columns before them keep their
+    # places in the files.
     sanity: Literal["ok", "failed", "skipped"] | None = None
+    # the published figure against the acc1 interval: inside it (consistent), below or above
+    # it; None where no figure applies (runner.score.stats.claim)
+    claim: Claim | None = None
+    # 95% paired-bootstrap interval of rank1 (runner.score.stats.rank_intervals)
+    rank1_low: int | None = None
+    rank1_high: int | None = None
 
     @property
     def pair_name(self) -> str:

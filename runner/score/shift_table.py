@@ -16,6 +16,7 @@ from runner.data.shift import DATASETS
 from runner.errors import UserError
 from runner.score.columns import RowKey, default_settings, row_key
 from runner.score.rows import ScoreRow
+from runner.score.stats import claim
 
 REAL = "imagenet-real"  # ImageNet-ReaL labels on the ImageNet run (score --real)
 # column groups in this order: ImageNet, ReaL, then the shift sets
@@ -80,9 +81,9 @@ def _group(name: str, figures: dict | None, base: dict | None) -> dict:
 
 def apply_published(rows: list[ScoreRow], directory: str | Path) -> list[str]:
     """For timm models, measured against timm's own figure for the row's dataset, from a copy of
-    timm's results/ folder: published_acc1/5, published_delta1/5 and published_source. timm
-    lists some tags at two input sizes; such a row is left without a figure, and a returned
-    note says so."""
+    timm's results/ folder: published_acc1/5, published_delta1/5, published_source and the
+    claim check against that figure. timm lists some tags at two input sizes; such a row is left
+    without a figure, and a returned note says so."""
     folder = Path(directory)
     if not folder.is_dir():
         raise UserError(f"--published: folder not found: {directory}")
@@ -102,6 +103,7 @@ def apply_published(rows: list[ScoreRow], directory: str | Path) -> list[str]:
             row.published_acc1, row.published_acc5 = top1, top5
             row.published_delta1, row.published_delta5 = row.acc1 - top1, row.acc5 - top5
             row.published_source = f"timm {file}"
+            row.claim = claim(top1, row.acc1_ci_low, row.acc1_ci_high)
     return notes
 
 

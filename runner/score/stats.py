@@ -8,19 +8,35 @@
 - Tiers follow a ranking: walking down from the best model, a new tier starts at every adjacent
   pair whose McNemar p-value is below alpha = 0.05. Adjacent pairs only, no correction for
   multiple comparisons: a tier says "not separable from its neighbour", not "all equal".
+- Rank intervals: a paired bootstrap over images. Each resample draws the images with
+  replacement once, for every model alike (paired: a hard image is hard for all of them), and
+  ranks the models' Acc@1 on it; the 2.5th and 97.5th percentiles of a model's ranks are its
+  interval. Resamples are drawn as counts per image (how often each image was drawn), so a chunk
+  of resamples is one matrix product of counts by correctness, never an array of drawn images
+  per model.
+- A claim check: a published figure against the measured interval: inside it, below or above.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from scipy.stats import beta, binomtest
 
+Key = TypeVar("Key", bound=Hashable)  # what a table row is known by (framework, model, ...)
+
 CONFIDENCE = 0.95
 ALPHA = 0.05
+RESAMPLES = 1000
+SEED = 0  # fixed: the same predictions always give the same rank intervals
+CHUNK_COUNTS = 5_000_000  # counts drawn at once (20 MB): 100 resamples of 50,000 images
+
+Claim = Literal["consistent", "below", "above"]
 
 
 @dataclass(frozen=True)
@@ -82,12 +98,12 @@ def tiers(ranked: list[Hits], k: int = 1,
     return levels, pvalues
 
 
-def significance_columns(hits: dict, accuracy: dict[object, float], prefix: str = "acc",
-                         tier_column: str = "tier") -> dict[object, dict]:
+def significance_columns(hits: Mapping[Key, Any], accuracy: Mapping[Key, float], prefix: str = "acc",
+                         tier_column: str = "tier") -> dict[Key, dict]:
     """Per key: `<prefix>1_ci_low/high`, `<prefix>5_ci_low/high` (percent), the tier and the
     p-value against the model ranked just above, following the ranking of `accuracy`
     (Acc@1 of each key; best first). A key without images gets NaN intervals and no tier."""
-    columns: dict[object, dict] = {}
+    columns: dict[Key, dict] = {}
     for key, model_hits in hits.items():
         images = len(model_hits.positions)
         columns[key] = {}
@@ -134,3 +150,68 @@ def paired_difference(right_a: np.ndarray, right_b: np.ndarray) -> tuple[float, 
                           + (share_b - low_b) ** 2))
     difference = share_a - share_b
     return 100.0 * difference, 100.0 * (difference - below), 100.0 * (difference + above)
+
+
+def claim(figure: float | None, low: float | None, high: float | None) -> Claim | None:
+    """Where a claimed figure lies against a measured interval: inside it (`consistent`),
+    `below` or `above` it; None without a figure or an interval."""
+    if figure is None or low is None or high is None or math.isnan(low) or math.isnan(high):
+        return None
+    return "below" if figure < low else "above" if figure > high else "consistent"
+
+
+def bootstrap_ranks(ranked: list[Hits], resamples: int = RESAMPLES, seed: int = SEED,
+                    chunk: int | None = None) -> np.ndarray:
+    """(resamples, models) Acc@1 rank of each model in each paired resample of the images any
+    of them was scored on: 1 = best, ties share the better rank; NaN where a resample holds
+    none of a model's images. A model scored on fewer images is judged on those it has.
+    `chunk` resamples are drawn at once (the draws, so the result, do not depend on it)."""
+    present = np.zeros(max(int(hits.positions.max(initial=-1)) for hits in ranked) + 1, bool)
+    for hits in ranked:
+        present[hits.positions] = True
+    column = np.cumsum(present) - 1  # dataset position -> column of the images any model has
+    images = int(present.sum())
+    right = np.zeros((len(ranked), images), np.float32)
+    scored = np.zeros_like(right)
+    for model, hits in enumerate(ranked):
+        at = column[hits.positions]
+        right[model, at], scored[model, at] = hits.top1, 1.0
+    rng = np.random.default_rng(seed)
+    partly = not scored.all()  # else every model's denominator is the resample's size: images
+    chunk = chunk or max(1, CHUNK_COUNTS // images)
+    ranks = np.empty((resamples, len(ranked)))
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        drawn = rng.integers(0, images, (size, images), dtype=np.int32)  # int32: faster to draw
+        counts = np.empty(drawn.shape, np.float32)  # integer sums stay exact below 2**24 draws
+        for resample, indices in enumerate(drawn):  # row by row: the bins stay in cache
+            counts[resample] = np.bincount(indices, minlength=images)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accuracy = (counts @ right.T).astype(float) / (counts @ scored.T if partly else images)
+        ranks[start:start + size] = _ranks(accuracy)
+    return ranks
+
+
+def _ranks(accuracy: np.ndarray) -> np.ndarray:
+    """Rank of each column in each row (1 = highest; NaN compares below everything, and stays NaN)."""
+    better = (accuracy[:, None, :] > accuracy[:, :, None]).sum(axis=2)
+    return np.where(np.isnan(accuracy), np.nan, 1.0 + better)
+
+
+def rank_intervals(hits: Mapping[Key, Any], accuracy: Mapping[Key, float], resamples: int = RESAMPLES,
+                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[Key, dict]:
+    """Per key: `rank1_low`, `rank1_high`, the 95% paired-bootstrap interval of its Acc@1 rank
+    (`accuracy`: Acc@1 of each key) over the keys with images (None for the others)."""
+    columns: dict[Key, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
+    scored = [key for key in hits if len(hits[key].positions) and not math.isnan(accuracy[key])]
+    if not scored:
+        return columns
+    ranks = bootstrap_ranks([hits[key] for key in scored], resamples, seed)
+    tail = (1 - confidence) / 2
+    for key, model_ranks in zip(scored, ranks.T, strict=True):
+        model_ranks = model_ranks[~np.isnan(model_ranks)]
+        if not len(model_ranks):  # none of its images drawn in any resample
+            continue
+        low, high = np.quantile(model_ranks, (tail, 1 - tail), method="inverted_cdf")
+        columns[key] = {"rank1_low": int(low), "rank1_high": int(high)}
+    return columns
