@@ -182,7 +182,8 @@ def runs(ray_two_fake_gpus, sample_dir, tmp_path_factory):
     out, plain = tmp_path_factory.mktemp("variants"), tmp_path_factory.mktemp("plain")
     quiet = Console(quiet=True)
     for variants in RUNS:
-        cfg = sample_config(sample_dir, out, ["tiny"], catalog=catalog, variants=variants, shard_size=8)
+        cfg = sample_config(sample_dir, out, ["pytorch/tiny"], catalog=catalog, variants=variants,
+                            shard_size=8)  # "tiny" alone is also the set: all three entries
         assert run_benchmark(cfg, quiet).failed == {}
     cfg = sample_config(sample_dir, plain, ["tiny_as_*"], catalog=catalog, shard_size=8)
     assert run_benchmark(cfg, quiet).failed == {}
@@ -222,7 +223,7 @@ def test_variants_are_folders_below_the_model_with_their_own_keys(runs, sample_d
     assert (bf16["variant"], bf16["precision"], bf16["memory_format"]) == (
         "channels_last=true,precision=bf16", "bf16", "channels_last")
     # the base pair's key is the key of a run without variants: it resumed, and so would old runs
-    (plan,) = plan_run(sample_config(sample_dir, out, ["tiny"], catalog=runs[2], shard_size=8))[1]
+    (plan,) = plan_run(sample_config(sample_dir, out, ["pytorch/tiny"], catalog=runs[2], shard_size=8))[1]
     assert plan.job.pair_key == provenance["model=tiny"]["pair_key"] and plan.todo == []
     # the Hive layout reads with pyarrow alone, the base pair's variant null
     table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
