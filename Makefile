@@ -54,8 +54,10 @@ else
 AS_ROOT := $(filter 0,$(shell id -u))
 # podman: docker/containers.conf (runc, fixed ulimits) unless CONTAINERS_CONF is set, as the image
 # targets do (docker/image-lib.sh; docs/images.md)
-ENGINE_ENV = $(if $(findstring podman,$(notdir $(DOCKER))),CONTAINERS_CONF=$(or $(CONTAINERS_CONF),$(CURDIR)/docker/containers.conf))
-DOCKER_RUN = $(ENGINE_ENV) $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):$$(id -g)) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
+ifneq ($(findstring podman,$(notdir $(DOCKER))),)
+export CONTAINERS_CONF ?= $(CURDIR)/docker/containers.conf
+endif
+DOCKER_RUN = $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):$$(id -g)) -e HOME=/tmp --shm-size=$(SHM_SIZE) \
 	$(if $(GPUS),--gpus $(GPUS)) \
 	-v $(CURDIR)/data:/work/data -v $(CURDIR)/configs:/work/configs:ro \
 	-v $(abspath $(CONFIG)):/work/run.yaml:ro -v $(abspath $(OUT)):/out \
@@ -65,7 +67,7 @@ DOCKER_RUN = $(ENGINE_ENV) $(DOCKER) run --rm $(if $(AS_ROOT),,--user $$(id -u):
 	$(IMAGE)
 run:
 	mkdir -p data $(OUT)
-	$(if $(AS_ROOT),chown "$$($(ENGINE_ENV) $(DOCKER) run --rm --entrypoint id $(IMAGE) -u)" data $(OUT))
+	$(if $(AS_ROOT),chown "$$($(DOCKER) run --rm --entrypoint id $(IMAGE) -u)" data $(OUT))
 	$(if $(DATA),,test -f $(SAMPLE)/classes.txt || $(DOCKER_RUN) sample-data $(SAMPLE))
 	$(DOCKER_RUN) run --config /work/run.yaml --out /out $(if $(DATA),--data /data) $(if $(MODELS),--models $(MODELS))
 endif

@@ -352,6 +352,23 @@ def test_make_run_in_an_image_as_root_runs_as_the_image_user(as_root):
         assert handed not in out and out.count("--user $(id -u):$(id -g)") == 2
 
 
+def test_make_run_with_podman_uses_the_projects_containers_conf(tmp_path):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    engine = tmp_path / "podman"  # records the CONTAINERS_CONF each call sees
+    engine.write_text(f'#!/bin/sh\necho "$CONTAINERS_CONF" >> {tmp_path / "seen"}\n')
+    engine.chmod(0o755)
+    env = {key: value for key, value in os.environ.items() if key not in ("CONTAINERS_CONF", "MAKEFLAGS")}
+    args = ["make", "run", "IMAGE=kpbench:cpu", f"DOCKER={engine}", "AS_ROOT=", f"DATA={tmp_path}",
+            f"OUT={tmp_path / 'out'}"]
+    for given, expected in ((None, str(ROOT / "docker" / "containers.conf")), ("/mine.conf", "/mine.conf")):
+        (tmp_path / "seen").unlink(missing_ok=True)
+        extra = {"CONTAINERS_CONF": given} if given else {}
+        done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env | extra)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "seen").read_text().split() == [expected]  # a user's own file wins
+
+
 def test_make_builds_with_podman_on_another_base():
     flags, base = "--secret id=pip.conf,src=/etc/pip.conf", "localhost/kpbench-base:python3.11-bookworm"
     out = _make_n("build-cpu", "DOCKER=/usr/bin/podman", f"BASE_IMAGE={base}", f"BUILD_FLAGS={flags}")

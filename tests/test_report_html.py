@@ -85,9 +85,9 @@ def test_claim_and_rank_interval_columns_come_from_the_table(tmp_path):
         assert cells[row["model"]][ranks] == f"{row['rank1_low']}–{row['rank1_high']}"
     assert {row["model"]: (row["rank1_low"], row["rank1_high"]) for row in table}["MobileNet"] == (1, 1)
     # tables scored before these columns existed: no such columns on the page
-    for row in table:
-        del row["claim"], row["rank1_low"], row["rank1_high"]
-    older = headers(write_html_report([_tables(table)], tmp_path / "older").read_text())
+    new = ("claim", "rank1_low", "rank1_high")
+    rows = [ScoreRow.model_construct(**{k: v for k, v in row.items() if k not in new}) for row in table]
+    older = headers(write_html_report([_tables(rows)], tmp_path / "older").read_text())
     assert "claim" not in older and "rank 95%" not in older and "Acc@1" in older
 
 

@@ -32,7 +32,7 @@ def _decode_ids(out):
     ids = defaultdict(list)
     for path in (out / "predictions").rglob("*.parquet"):
         provenance = read_provenance(path)
-        ids[provenance.shard.index].append(provenance.decode["decode_id"])
+        ids[provenance.shard.index].append(provenance.decode.decode_id)
     return ids
 
 

@@ -59,7 +59,8 @@ def set_jax(precision: Precision) -> dict:
     import jax
 
     jax.config.update("jax_default_matmul_precision", _JAX_MATMUL[precision])
-    return {"jax_default_matmul_precision": jax.config.read("jax_default_matmul_precision")}
+    # the flag has a context manager: jax.config.read refuses it, the attribute reads it
+    return {"jax_default_matmul_precision": jax.config.jax_default_matmul_precision}  # type: ignore[attr-defined]
 
 
 _BACKEND_SWITCHES = {"tensorflow": set_tensorflow, "jax": set_jax, "torch": set_torch}

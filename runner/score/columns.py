@@ -4,7 +4,7 @@ table."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND
 from runner.frameworks.precision import DEFAULT_PRECISION
@@ -21,7 +21,7 @@ def row_key(row) -> RowKey:
     return row.framework, row.model, row.backend, row.variant
 
 
-def join_columns(rows: list, columns: Mapping[RowKey, dict]) -> None:
+def join_columns(rows: list, columns: dict[RowKey, dict]) -> None:
     """Set each row's extra columns (keyed by row_key) on it."""
     for row in rows:
         for column, value in columns.get(row_key(row), {}).items():

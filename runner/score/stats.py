@@ -20,16 +20,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 from scipy.stats import beta, binomtest
 
-Key = TypeVar("Key", bound=Hashable)  # what a table row is known by (framework, model, ...)
-
+K = TypeVar("K")  # what names a model: its row's key
 CONFIDENCE = 0.95
 ALPHA = 0.05
 RESAMPLES = 1000
@@ -98,12 +96,12 @@ def tiers(ranked: list[Hits], k: int = 1,
     return levels, pvalues
 
 
-def significance_columns(hits: Mapping[Key, Any], accuracy: Mapping[Key, float], prefix: str = "acc",
-                         tier_column: str = "tier") -> dict[Key, dict]:
+def significance_columns(hits: dict[K, Hits], accuracy: dict[K, float], prefix: str = "acc",
+                         tier_column: str = "tier") -> dict[K, dict]:
     """Per key: `<prefix>1_ci_low/high`, `<prefix>5_ci_low/high` (percent), the tier and the
     p-value against the model ranked just above, following the ranking of `accuracy`
     (Acc@1 of each key; best first). A key without images gets NaN intervals and no tier."""
-    columns: dict[Key, dict] = {}
+    columns: dict[K, dict] = {}
     for key, model_hits in hits.items():
         images = len(model_hits.positions)
         columns[key] = {}
@@ -198,11 +196,11 @@ def _ranks(accuracy: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(accuracy), np.nan, 1.0 + better)
 
 
-def rank_intervals(hits: Mapping[Key, Any], accuracy: Mapping[Key, float], resamples: int = RESAMPLES,
-                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[Key, dict]:
+def rank_intervals(hits: dict[K, Hits], accuracy: dict[K, float], resamples: int = RESAMPLES,
+                   seed: int = SEED, confidence: float = CONFIDENCE) -> dict[K, dict]:
     """Per key: `rank1_low`, `rank1_high`, the 95% paired-bootstrap interval of its Acc@1 rank
     (`accuracy`: Acc@1 of each key) over the keys with images (None for the others)."""
-    columns: dict[Key, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
+    columns: dict[K, dict] = {key: {"rank1_low": None, "rank1_high": None} for key in hits}
     scored = [key for key in hits if len(hits[key].positions) and not math.isnan(accuracy[key])]
     if not scored:
         return columns
