@@ -24,12 +24,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from runner.catalog import FRAMEWORKS, SET_NAMES, Framework, Protocol, Weights
 from runner.data.shift import DATASETS
 from runner.errors import UserError, did_you_mean
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
+from runner.plan.variants import Variant, parse_variants
 from runner.run.packing import GpuShares, Share
 
 if TYPE_CHECKING:  # a Literal made from the data is a str to a type checker
@@ -134,6 +136,14 @@ class RunConfig(BaseModel):
         "fp32: strict float32 everywhere; tf32: TF32 matrix products and convolutions on GPUs "
         "that have them; bf16: bfloat16 compute (PyTorch autocast, Keras `mixed_bfloat16`)"
     ))
+    variants: Annotated[list[str], OptionHints(metavar="KEY=VALUE[,VALUE]")] = Field(
+        [], description=(
+            "run each model again under these changes, each a pair beside the unchanged one; "
+            "several keys form a grid (`interpolation=bilinear,bicubic crop_pct=0.875,1.0`: 4 "
+            "variants). Keys: interpolation, crop_pct, resizer (pil, tensor, tensor-noantialias), "
+            "resize (squash), and for PyTorch models precision, channels_last, torch_compile "
+            "(docs/sensitivity.md)"
+        ))
     forward_threads: Annotated[PositiveInt | None, OptionHints(
         unset="sized to the GPU share: 8 per GPU over its actors, at least 2")] = Field(
         None, description=(
@@ -217,6 +227,19 @@ class RunConfig(BaseModel):
         if self.strict_sanity and not self.sanity:
             raise ValueError("strict_sanity needs the sanity check (drop --no-sanity / sanity: false)")
         return self
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_parse(cls, words: list[str]) -> list[str]:
+        try:
+            parse_variants(words)
+        except ValueError as exc:  # one line naming the bad word, without pydantic's prefix
+            raise PydanticCustomError("variant", str(exc)) from None
+        return words
+
+    @property
+    def variant_grid(self) -> list[Variant]:
+        return parse_variants(self.variants)
 
     @model_validator(mode="after")
     def _one_share_setting(self) -> RunConfig:

@@ -4,7 +4,8 @@ reading of a run's files back: everything about a predictions file in one place.
 Layout: OUT/predictions/framework=<fw>/model=<name>/shard-<k>.parquet (Hive-style, so
 pyarrow.dataset, pandas and DuckDB add `framework` and `model` columns from the path); Keras
 models on the jax or torch backend live in framework=keras/backend=<b>/model=<name>/ (the
-default tensorflow backend keeps the shorter path, so earlier runs still resume). OUT is a
+default tensorflow backend keeps the shorter path, so earlier runs still resume); a variant
+(runner/plan/variants.py) one level below its model, in model=<name>/variant=<variant>/. OUT is a
 local folder or an object-store URI (runner/outputs.py: every file is written whole, once).
 One row per image per model. Provenance is JSON under PROVENANCE_KEY in the file metadata.
 """
@@ -84,6 +85,7 @@ class PairIdentity(BaseModel):
     # Keras on a backend other than tensorflow (what Keras ran on before backends were a setting)
     keras_backend: str | None = None
     precision: str = DEFAULT_PRECISION  # runs before the setting were strict fp32
+    variant: str | None = None  # a variant's canonical name (runner/plan/variants.py)
 
     @property
     def key(self) -> str:
@@ -138,6 +140,7 @@ class PairRecord(Record):
     # from before both were settings leave them out (see `backend_setting`, `precision_setting`)
     backend: str | None = None
     precision: str | None = None
+    variant: str | None = None  # the variant's canonical name; None for the base pair
 
     @property
     def backend_setting(self) -> str | None:
@@ -202,6 +205,7 @@ class Provenance(PairRecord):
     device: str | None = None
     determinism: dict[str, Any] | None = None  # the framework settings that make runs repeat
     inference: str | None = None  # how the forward pass is compiled, where that varies
+    memory_format: str | None = None  # PyTorch's, when not the default (channels_last)
     precision_in_effect: dict[str, Any] | None = None  # the switches the framework reports
     libraries: dict[str, str] | None = None
     weights_file: str | None = None
@@ -343,11 +347,14 @@ def _fixed_list(values: np.ndarray, type_: pa.DataType, null_mask: pa.Array) -> 
 
 
 def shard_path(out: LocationLike, framework: str, model: str, shard_index: int,
-               backend: str | None = None) -> Location:
+               backend: str | None = None, variant_folder: str | None = None) -> Location:
     folder = Location.of(out) / "predictions" / f"framework={framework}"
     if backend not in (None, DEFAULT_BACKEND):
         folder = folder / f"backend={backend}"
-    return folder / f"model={model}" / f"shard-{shard_index:05d}.parquet"
+    folder = folder / f"model={model}"
+    if variant_folder is not None:
+        folder = folder / variant_folder
+    return folder / f"shard-{shard_index:05d}.parquet"
 
 
 def write_shard(table: pa.Table, path: LocationLike) -> None:
@@ -383,10 +390,11 @@ def _validated(model: type[R], document: bytes | str, path: Location) -> R:
 
 
 def record_failure(out: LocationLike, job, reason: str, kind: str | None = None) -> None:
+    variant = {"variant": job.variant.name} if job.variant else {}
     failure = Failure(framework=job.spec.framework, model=job.spec.name, reason=reason, kind=kind,
                       backend=job.backend, precision=job.precision, run_id=job.run_id,
                       weights=job.weights, protocol=job.protocol,
-                      dataset=job.dataset, spec=job.spec.model_dump(mode="json"))
+                      dataset=job.dataset, spec=job.spec.model_dump(mode="json"), **variant)
     _failure_path(out, job).write_text(failure.to_json())
 
 
@@ -395,7 +403,9 @@ def clear_failure(out: LocationLike, job) -> None:
 
 
 def _failure_path(out: LocationLike, job) -> Location:
-    return shard_path(out, job.spec.framework, job.spec.name, 0, job.backend).parent / FAILURE_FILE
+    variant_folder = job.variant.folder if job.variant else None
+    return shard_path(out, job.spec.framework, job.spec.name, 0, job.backend,
+                      variant_folder).parent / FAILURE_FILE
 
 
 def read_failure(folder: LocationLike) -> Failure | None:
@@ -404,25 +414,38 @@ def read_failure(folder: LocationLike) -> Failure | None:
 
 
 def pair_folders(out: LocationLike) -> list[Location]:
-    """OUT/predictions/framework=*/model=*, and framework=keras/backend=*/model=* for Keras on
-    a backend other than the default, in name order."""
+    """OUT/predictions/framework=*/model=*, framework=keras/backend=*/model=* for Keras on
+    a backend other than the default, and the variants' model=*/variant=* below them, in name
+    order."""
     predictions = Location.of(out) / "predictions"
     check_bucket(predictions)  # a listing of a missing bucket is only empty
     frameworks = predictions.folders("framework=*")
     parents = [*frameworks, *(backend for f in frameworks for backend in f.folders("backend=*"))]
-    return sorted((model for parent in parents for model in parent.folders("model=*")), key=str)
+    models = [model for parent in parents for model in parent.folders("model=*")]
+    variants = [variant for model in models for variant in model.folders("variant=*")]
+    return sorted([*models, *variants], key=str)
+
+
+def model_folder(folder: Location) -> Location:
+    """The model's folder of a pair folder: itself, or a variant's parent."""
+    return folder.parent if folder.name.startswith("variant=") else folder
 
 
 def keras_backend_of(folder: Location) -> str | None:
     """The Keras backend of a pair folder, from its place (shard_path's layout); None: not Keras."""
-    if folder.parent.name.startswith("backend="):
-        return folder.parent.name.removeprefix("backend=")
-    return DEFAULT_BACKEND if folder.parent.name == "framework=keras" else None
+    parent = model_folder(folder).parent
+    if parent.name.startswith("backend="):
+        return parent.name.removeprefix("backend=")
+    return DEFAULT_BACKEND if parent.name == "framework=keras" else None
 
 
-def pair_folder_key(folder: Location) -> tuple[str, str, str]:
+def pair_folder_key(folder: Location) -> tuple[str, ...]:
     """A pair folder's place under OUT/predictions, the same in every run folder."""
-    return folder.parent.parent.name, folder.parent.name, folder.name
+    names = []
+    while folder.name != "predictions":
+        names.append(folder.name)
+        folder = folder.parent
+    return tuple(reversed(names))
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,18 @@ def recipe_fidelity(framework: str, args: dict) -> dict:
 
 
 def _framework_crop(framework: str, recipe, path: str) -> np.ndarray:
+    if framework == "pytorch" and recipe.resizer != "pil":  # torchvision's tensor transforms
+        from PIL import Image
+        from torchvision.transforms import v2
+
+        pipeline = v2.Compose([
+            v2.PILToTensor(),
+            v2.Resize(recipe.size, v2.InterpolationMode(recipe.interpolation),
+                      antialias=recipe.resizer == "tensor"),
+            v2.CenterCrop(recipe.crop),
+        ])
+        with Image.open(path) as image:
+            return pipeline(image.convert("RGB")).permute(1, 2, 0).numpy()
     if framework == "pytorch":
         from torchvision import transforms
 
@@ -415,7 +427,30 @@ def keras_applications(framework: str, args) -> list[str]:
                   if name[:1].isupper() and callable(getattr(keras.applications, name)))
 
 
+def execution_settings(framework: str, args: dict) -> dict:
+    """Per setting (precision, channels_last, torch_compile): the largest probability difference
+    to strict fp32 eager and the top-1 agreement on generated crops, or the one-line error."""
+    from runner.catalog import load_catalog
+    from runner.data.sample import synthetic_crops
+    from runner.frameworks import load_adapter
+
+    spec = load_catalog().get(args["model"])
+    images = synthetic_crops(4, spec.recipe("reference").output_size, seed=2)
+    reference = load_adapter(spec, "random", 0, 1).predict(images)
+    results = {}
+    for name, settings in args["settings"].items():
+        try:
+            probs = load_adapter(spec, "random", 0, 1, **settings).predict(images)
+        except Exception as exc:
+            results[name] = {"error": str(exc)}
+            continue
+        results[name] = {"max_diff": float(np.abs(probs - reference).max()),
+                         "top1_same": float((probs.argmax(1) == reference.argmax(1)).mean())}
+    return results
+
+
 CHECKS = {
+    "execution_settings": execution_settings,
     "build_and_predict": build_and_predict,
     "keras_weight_files": keras_weight_files,
     "load_pretrained": load_pretrained,

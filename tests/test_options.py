@@ -29,6 +29,8 @@ FLAG_CASES = {
     "keras_mode": (["--keras-mode", "batched"], "batched"),
     "keras_backends": (["--keras-backends", "tensorflow,jax,torch"], ["tensorflow", "jax", "torch"]),
     "precision": (["--precision", "bf16"], "bf16"),
+    "variants": (["--variants", "interpolation=bilinear,bicubic", "crop_pct=1.0"],
+                 ["interpolation=bilinear,bicubic", "crop_pct=1.0"]),
     "forward_threads": (["--forward-threads", "3"], 3),
     "decode_threads": (["--decode-threads", "5"], 5),
     "share_decoding": (["--no-share-decoding"], False),

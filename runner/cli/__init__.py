@@ -10,11 +10,22 @@ import sys
 from rich.console import Console
 
 from runner import __version__
-from runner.cli import compare, import_npy, models, pack, report, run, sample_data, score, weights
+from runner.cli import (
+    compare,
+    import_npy,
+    models,
+    pack,
+    report,
+    run,
+    sample_data,
+    score,
+    sensitivity,
+    weights,
+)
 from runner.errors import UserError
 
 # In the order `kpbench --help` lists them.
-COMMANDS = (run, score, report, pack, compare, import_npy, models, sample_data, weights)
+COMMANDS = (run, score, report, sensitivity, pack, compare, import_npy, models, sample_data, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:

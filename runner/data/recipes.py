@@ -9,17 +9,21 @@ decoded crops can be shared between models.
 from __future__ import annotations
 
 import warnings
-from typing import IO, Literal
+from typing import IO, Literal, get_args
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 _PIL_FILTERS = {
     "nearest": Image.Resampling.NEAREST,
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
 }
+# pil: PIL resizes (what torchvision's PIL transforms and Keras' loader do); tensor: torchvision's
+# resize and center crop on a uint8 tensor, antialiased (its default since 0.17), or not.
+Resizer = Literal["pil", "tensor", "tensor-noantialias"]
+RESIZERS: tuple[Resizer, ...] = get_args(Resizer)
 
 
 class Recipe(BaseModel):
@@ -36,6 +40,8 @@ class Recipe(BaseModel):
     # as torchvision CenterCrop does (the 2019 inception_v3 recipe and timm's crop_pct > 1 rely on it).
     crop: PositiveInt | None = None
     interpolation: Literal["nearest", "bilinear", "bicubic"]
+    # Added after pair keys were first made: left out of dumps (and keys) at its default.
+    resizer: Resizer = Field("pil", exclude_if=lambda value: value == "pil")
 
     @property
     def output_size(self) -> int:
@@ -52,28 +58,45 @@ class Recipe(BaseModel):
     @property
     def key(self) -> str:
         crop = f"-crop{self.crop}" if self.crop else ""
-        return f"{self.resize}{self.size}{crop}-{self.interpolation}"
+        resizer = f"-{self.resizer}" if self.resizer != "pil" else ""
+        return f"{self.resize}{self.size}{crop}-{self.interpolation}{resizer}"
 
     def apply(self, image: Image.Image) -> np.ndarray:
         """RGB PIL image -> uint8 array (output_size, output_size, 3)."""
-        image = self._resize(image)
+        if self.resizer != "pil":
+            return self._apply_tensor(image)
+        target = self._target(*image.size)
+        if target != image.size:
+            image = image.resize(target, resample=_PIL_FILTERS[self.interpolation])
         if self.crop:
             image = center_crop(image, self.crop)
         return np.asarray(image, dtype=np.uint8)
 
-    def _resize(self, image: Image.Image) -> Image.Image:
-        width, height = image.size
+    def _target(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) after the resize."""
         if self.resize == "squash":
-            target = (self.size, self.size)
-        else:
-            # torchvision's _compute_resized_output_size: the long side is truncated, not rounded.
-            if width <= height:
-                target = (self.size, int(self.size * height / width))
-            else:
-                target = (int(self.size * width / height), self.size)
-        if target == (width, height):
-            return image
-        return image.resize(target, resample=_PIL_FILTERS[self.interpolation])
+            return self.size, self.size
+        # torchvision's _compute_resized_output_size: the long side is truncated, not rounded.
+        if width <= height:
+            return self.size, int(self.size * height / width)
+        return int(self.size * width / height), self.size
+
+    def _apply_tensor(self, image: Image.Image) -> np.ndarray:
+        """torchvision's tensor transforms (Resize, CenterCrop) on the uint8 image, as a
+        torchvision.io.decode_image pipeline does them; imported here, so only PyTorch actors,
+        the only ones given tensor resizers (runner/plan/variants.py), load torch."""
+        import torch
+        from torchvision.transforms.v2 import InterpolationMode
+        from torchvision.transforms.v2 import functional as tv
+
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+        width, height = self._target(*image.size)
+        if (width, height) != image.size:
+            pixels = tv.resize(pixels, [height, width], InterpolationMode(self.interpolation),
+                               antialias=self.resizer == "tensor")
+        if self.crop:
+            pixels = tv.center_crop(pixels, [self.crop])
+        return pixels.permute(1, 2, 0).contiguous().numpy()
 
 
 def center_crop(image: Image.Image, side: int) -> Image.Image:

@@ -1,7 +1,8 @@
 """Framework adapters: one small class per framework, the same interface for both.
 
     adapter = load_adapter(spec, weights="pretrained" | "random", seed=0, threads=1,
-                           precision="fp32", backend=None)  # backend: Keras only
+                           precision="fp32", backend=None,  # backend: Keras only
+                           channels_last=False, torch_compile=False)  # PyTorch only
     probabilities = adapter.predict(uint8_nhwc_batch)   # float32 (N, 1000), rows sum to 1
     adapter.provenance()                                # what the result depends on
 
@@ -40,6 +41,7 @@ class AdapterProvenance(BaseModel):
     weights_file: str | None  # pretrained weights: the cached file they came from
     backend: KerasBackend | None = None  # Keras: the backend it ran on
     inference: str | None = None  # how the forward pass is compiled, where that varies
+    memory_format: str | None = None  # PyTorch's, when not the default (channels_last)
 
     def entries(self) -> dict[str, Any]:
         """The entries the adapter gave (PyTorch gives no backend or inference)."""
@@ -54,19 +56,26 @@ class Adapter(Protocol):
 
 def load_adapter(spec: ModelSpec, weights: str, seed: int, threads: int,
                  precision: Precision = DEFAULT_PRECISION,
-                 backend: KerasBackend | None = None, memory: MemoryPolicy | None = None) -> Adapter:
+                 backend: KerasBackend | None = None, memory: MemoryPolicy | None = None,
+                 channels_last: bool = False, torch_compile: bool = False) -> Adapter:
     """`memory`: the actor's GPU memory policy (runner/frameworks/memory.py), applied around
-    the framework's import; None leaves the framework's own defaults."""
+    the framework's import; None leaves the framework's own defaults. channels_last and
+    torch_compile: PyTorch's memory format and compiler (variants)."""
     if spec.framework == "keras":
+        if channels_last or torch_compile:
+            raise ValueError(f"{spec.key}: channels_last and torch_compile are for PyTorch models")
         select_backend(backend or DEFAULT_BACKEND, threads)  # before Keras is imported
-    elif backend is not None:
+        module = importlib.import_module("runner.frameworks.keras")
+        return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
+    if backend is not None:
         raise ValueError(f"{spec.key}: a backend is for Keras models only")
     if memory is not None:
         memory.before_import()
     module = importlib.import_module(f"runner.frameworks.{spec.framework}")
     if memory is not None:
         memory.after_import()  # before the model is built
-    return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision)
+    return module.load(spec, weights=weights, seed=seed, threads=threads, precision=precision,
+                       channels_last=channels_last, torch_compile=torch_compile)
 
 
 AUTO_BATCH_LIMIT = 512  # the largest batch `batch_size: auto` tries

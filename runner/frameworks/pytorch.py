@@ -131,7 +131,8 @@ class StagedCopies:
 
 
 class TorchAdapter:
-    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision):
+    def __init__(self, spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision,
+                 channels_last: bool = False, torch_compile: bool = False):
         if spec.preprocess != "torch":
             raise ValueError(f"{spec.key}: PyTorch models take 'torch' preprocessing")
         torch.set_num_threads(threads)
@@ -141,6 +142,25 @@ class TorchAdapter:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.spec, self.weights = spec, weights
         self.model = build(spec, pretrained=weights == "pretrained").eval().to(self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.execution: dict[str, str] = {"memory_format": "channels_last"} if channels_last else {}
+        if torch_compile:
+            self._compile()
+
+    def _compile(self) -> None:
+        """torch.compile, tried at once on one blank image, so that a compiler that cannot run
+        here (no C++ compiler on a CPU machine, ...) fails this pair alone with one line."""
+        self.model = torch.compile(self.model)  # type: ignore[assignment]  # called as the module is
+        side = self.spec.input_size
+        try:
+            self.predict(np.zeros((1, side, side, 3), np.uint8))
+        except Exception as exc:
+            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            raise RuntimeError(f"torch.compile does not run on {self.device.type} here: "
+                               f"{type(exc).__name__}: {lines[0][:300]}") from None
+        self.execution["inference"] = f"torch.compile (backend inductor, torch {torch.__version__})"
 
     @torch.inference_mode()
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -148,6 +168,8 @@ class TorchAdapter:
 
     def _probabilities(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = to_input(batch, self.spec.mean, self.spec.std, self.device)
+        if self.channels_last:  # else as to_input leaves it, as before the setting existed
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch_autocast(self.precision, self.device.type):
             logits = self.model(x)
         return torch.softmax(logits.float(), dim=1)  # bf16 logits: softmax in fp32
@@ -203,6 +225,7 @@ class TorchAdapter:
             libraries={"torch": torch.__version__, "torchvision": torchvision.__version__,
                        **_source_library(self.spec)},
             weights_file=str(cached_weights_path(self.spec)) if self.weights == "pretrained" else None,
+            **self.execution,
         )
 
 
@@ -214,5 +237,6 @@ def _source_library(spec: ModelSpec) -> dict[str, str]:
     return {"timm": timm.__version__}
 
 
-def load(spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision) -> TorchAdapter:
-    return TorchAdapter(spec, weights, seed, threads, precision)
+def load(spec: ModelSpec, weights: str, seed: int, threads: int, precision: Precision,
+         channels_last: bool = False, torch_compile: bool = False) -> TorchAdapter:
+    return TorchAdapter(spec, weights, seed, threads, precision, channels_last, torch_compile)

@@ -11,11 +11,13 @@ from typing import Literal
 from runner.catalog import ModelSpec, Protocol, Weights, load_catalog
 from runner.config import RunConfig
 from runner.data.index import open_dataset
+from runner.data.recipes import Recipe
 from runner.data.records import DatasetIndex, DatasetSummary, Shard
 from runner.errors import UserError
 from runner.frameworks.keras_runtime import DEFAULT_BACKEND, KerasBackend, backend_suffix
 from runner.frameworks.precision import DEFAULT_PRECISION, Precision
 from runner.outputs import Location, check_writable
+from runner.plan.variants import Variant
 from runner.predictions import SCHEMA_VERSION, PairIdentity, read_provenances, shard_path
 from runner.sanity import Mode as SanityMode
 
@@ -44,16 +46,26 @@ class PairJob:
     sanity: SanityMode = "check"  # the weights sanity check (runner/sanity.py)
     backend: KerasBackend | None = None  # Keras; None for PyTorch
     precision: Precision = DEFAULT_PRECISION
+    variant: Variant | None = None  # None: the model's base pair
 
     @property
     def name(self) -> str:
         """The pair's name in plans, progress and messages: framework/model, with the Keras
-        backend when it is not the default (keras/resnet50@jax)."""
-        return self.spec.key + backend_suffix(self.backend)
+        backend when it is not the default (keras/resnet50@jax) and the variant's name
+        (pytorch/resnet50 (crop_pct=1.0))."""
+        variant = f" ({self.variant.name})" if self.variant else ""
+        return self.spec.key + backend_suffix(self.backend) + variant
+
+    @property
+    def recipe(self) -> Recipe:
+        """The protocol's recipe of the entry, with the variant's changes."""
+        base = self.spec.recipe(self.protocol)
+        return self.variant.recipe(base) if self.variant else base
 
     def shard_file(self, index: int) -> Location:
         """Where this pair's shard `index` is written (runner.predictions.shard_path)."""
-        return shard_path(self.out, self.spec.framework, self.spec.name, index, self.backend)
+        return shard_path(self.out, self.spec.framework, self.spec.name, index, self.backend,
+                          self.variant.folder if self.variant else None)
 
     @property
     def folder(self) -> Location:
@@ -74,20 +86,35 @@ def plan_run(cfg: RunConfig) -> tuple[DatasetIndex, list[PairPlan]]:
     check_writable(Location.of(cfg.out, cfg.s3_endpoint))
     shards = dataset.shards(cfg.shard_size)
     run_id = uuid.uuid4().hex[:12]
+    variants = cfg.variant_grid
+    _check_variants_apply(variants, specs)
     plans = []
     for spec in specs:
         for backend in cfg.keras_backends if spec.framework == "keras" else [None]:
-            job = _job(cfg, spec, backend, dataset, run_id)
-            done = _finished_shards(cfg, job, shards)
-            plans.append(PairPlan(job, [s for s in shards if s.index not in done], len(done)))
+            for variant in [None, *variants]:
+                job = _job(cfg, spec, backend, dataset, run_id, variant)
+                done = _finished_shards(cfg, job, shards)
+                plans.append(PairPlan(job, [s for s in shards if s.index not in done], len(done)))
     return dataset, plans
 
 
+def _check_variants_apply(variants: list[Variant], specs: list[ModelSpec]) -> None:
+    """Execution settings and tensor resizers run PyTorch code: refused for other models, rather
+    than left out of the run unasked."""
+    torch_only = sorted({change for variant in variants for change in variant.torch_only()})
+    others = [spec.key for spec in specs if spec.framework != "pytorch"]
+    if torch_only and others:
+        raise UserError(f"--variants {' '.join(torch_only)} run PyTorch models only, but "
+                        f"{others[0]} is selected{f' (and {len(others) - 1} more)' if others[1:] else ''}"
+                        "; add --frameworks pytorch, or leave those out")
+
+
 def _job(cfg: RunConfig, spec: ModelSpec, backend: KerasBackend | None, dataset: DatasetIndex,
-         run_id: str) -> PairJob:
+         run_id: str, variant: Variant | None = None) -> PairJob:
     reproducible = spec.framework == "keras" and cfg.keras_mode == "reproducible"
     forward_batch = 1 if reproducible else cfg.batch_size
     batch_mode: BatchMode = "reproducible (one image per forward pass)" if reproducible else "batched"
+    precision: Precision = (variant and variant.precision) or cfg.precision
     identity = PairIdentity(
         schema_version=SCHEMA_VERSION,
         dataset=dataset.fingerprint,
@@ -104,7 +131,8 @@ def _job(cfg: RunConfig, spec: ModelSpec, backend: KerasBackend | None, dataset:
         subset=dataset.subset,
         # only when not the default, so that earlier runs' keys (and their resume) still hold
         keras_backend=backend if backend != DEFAULT_BACKEND else None,
-        precision=cfg.precision,
+        precision=precision,
+        variant=variant.name if variant else None,
     )
     return PairJob(
         spec=spec,
@@ -121,7 +149,8 @@ def _job(cfg: RunConfig, spec: ModelSpec, backend: KerasBackend | None, dataset:
         dataset=dataset.summary(),
         sanity="skip" if not cfg.sanity else "strict" if cfg.strict_sanity else "check",
         backend=backend,
-        precision=cfg.precision,
+        precision=precision,
+        variant=variant,
     )
 
 

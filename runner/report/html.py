@@ -22,6 +22,7 @@ from runner.report.html_charts import charts
 from runner.report.html_provenance import summarise
 from runner.report.html_rows import Page, PageRow, build_page
 from runner.report.runs import RunTables
+from runner.report.sensitivity import page_section
 from runner.report.tables import RANDOM_NOTE
 from runner.score.columns import default_settings
 
@@ -71,7 +72,8 @@ def _interval(row: PageRow, column: Column) -> str:
 
 def columns(page: Page) -> list[Column]:
     """Every column at least one row has a value in, in reading order."""
-    text = [("framework", "framework"), ("backend", "backend"), ("model", "model"), ("arch", "arch"),
+    text = [("framework", "framework"), ("backend", "backend"), ("model", "model"),
+            ("variant", "variant"), ("arch", "arch"),
             ("family", "family"), ("set", "model_set"), ("protocol", "protocol"),
             ("precision", "precision")]
     chosen = [Column(header, _cell(key)) for header, key in text]
@@ -134,7 +136,9 @@ def render(runs: list[RunTables]) -> str:
         table=_table(page, shown),
         charts="\n".join(f'<figure class="chart"><figcaption>{html.escape(title)}</figcaption>{svg}</figure>'
                          for title, svg in charts(page)),
+        sensitivity=page_section(runs),
     )
+
 
 
 def write_html_report(runs: list[RunTables], folder: LocationLike) -> Location:

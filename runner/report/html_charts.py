@@ -44,11 +44,11 @@ def charts(page: Page) -> list[tuple[str, str]]:
                 continue
             if page.random_weights:
                 mark_random(figure)
-            drawn.append((title, _svg(figure, f"chart{len(drawn)}-")))
+            drawn.append((title, inline_svg(figure, f"chart{len(drawn)}-")))
     return drawn
 
 
-def _svg(figure, prefix: str) -> str:
+def inline_svg(figure, prefix: str) -> str:
     """Inline SVG: without the XML declaration and doctype, and with its element ids (which
     matplotlib derives from content, so charts repeat them) prefixed to be unique in the page."""
     buffer = io.StringIO()

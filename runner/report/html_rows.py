@@ -19,7 +19,7 @@ from runner.report.runs import RunTables
 
 IMAGENET = "imagenet"
 # row columns that tell settings apart; a row with different values is a different row
-SETTINGS = ("framework", "backend", "model", "protocol", "precision", "weights")
+SETTINGS = ("framework", "backend", "model", "variant", "protocol", "precision", "weights")
 # label sets the main table carries in its own columns: view -> (Acc@1 column, Acc@5 column)
 TABLE_VIEWS = {"ReaL": ("real_acc1", "real_acc5"), "cleaned": ("cacc1", "cacc5")}
 FROM_PROVENANCE = ("backend", "precision")  # columns a row takes from its files when it lacks them
@@ -92,7 +92,8 @@ def _with_provenance(row: dict, provenance: dict) -> dict:
 def _label(rows: list[PageRow]) -> None:
     """`label`: the model's name, with as much of framework, backend and run as tells it apart."""
     namings = (lambda c: c["model"], lambda c: f"{c['framework']}/{c['model']}",
-               lambda c: f"{c['framework']}/{c['model']}" + (f"@{c['backend']}" if c.get("backend") else ""),
+               lambda c: f"{c['framework']}/{c['model']}" + (f"@{c['backend']}" if c.get("backend") else "")
+               + (f" ({c['variant']})" if c.get("variant") else ""),
                lambda c: f"{c['framework']}/{c['model']} {' '.join(str(c.get(s)) for s in SETTINGS[3:])}",
                lambda c: f"{c['framework']}/{c['model']} [{c['run']}]")
     pending = rows
@@ -106,11 +107,11 @@ def _label(rows: list[PageRow]) -> None:
 
 
 def _pair(document: dict) -> tuple:
-    """(framework, model, Keras backend) of a table row or a provenance; files and tables from
-    before backends were a setting ran Keras on TensorFlow."""
+    """(framework, model, Keras backend, variant) of a table row or a provenance; files and
+    tables from before backends were a setting ran Keras on TensorFlow."""
     framework = document["framework"]
     default = DEFAULT_BACKEND if framework == "keras" else None
-    return framework, document["model"], document.get("backend") or default
+    return framework, document["model"], document.get("backend") or default, document.get("variant")
 
 
 def _settings(cells: dict) -> tuple:
@@ -133,7 +134,8 @@ def _label_set_views(rows, runs: list[RunTables]) -> list[str]:
             for figures in table:
                 for row in by_model.get((run.name, figures.get("framework"), figures.get("model")), []):
                     # a table with a backend column says which backend's row it is about
-                    if "backend" not in figures or figures["backend"] == row.cells.get("backend"):
+                    if all(column not in figures or figures[column] == row.cells.get(column)
+                           for column in ("backend", "variant")):
                         row.views[label_set] = dict(figures)
                         views += [label_set] if label_set not in views else []
     return views

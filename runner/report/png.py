@@ -80,12 +80,12 @@ def _rank_movement(rows: list[ScoreRow], label_sets: dict[str, list[ScoreRow]]):
         for row in table:
             rank = row.crank1 if row.crank1 is not None else row.rank1
             ranks.setdefault(row_key(row), [None] * len(columns))[x] = rank
-    for (framework, model, backend), ys in ranks.items():
+    for (framework, model, backend, variant), ys in ranks.items():
         points = [(x, y) for x, y in enumerate(ys) if y is not None]
         if points:
             axes.plot(*zip(*points, strict=True), marker="o", markersize=3, linewidth=0.8,
                       color=COLORS.get(framework, "black"))
-            label = model + backend_suffix(backend)
+            label = model + backend_suffix(backend) + (f" ({variant})" if variant else "")
             axes.annotate(label, points[-1], fontsize=6, xytext=(4, 0), textcoords="offset points",
                           va="center")
     axes.invert_yaxis()
@@ -101,7 +101,7 @@ def _by_family(rows: list[ScoreRow]):
     for row in rows:
         family = row.family or row.model
         # Keras on another backend is a bar of its own (model@jax), not drawn over TensorFlow's
-        model = row.model + backend_suffix(row.backend)
+        model = row.model + backend_suffix(row.backend) + (f" ({row.variant})" if row.variant else "")
         families.setdefault(family, {}).setdefault(model, {})[row.framework] = row.acc1
     models = [(family, model) for family in sorted(families) for model in sorted(families[family])]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.45 * len(models) + 2), 4.5))

@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runner.outputs import Location, LocationLike
 from runner.predictions import read_provenance
 from runner.report.tables import read_table
 from runner.score.rows import ScoreRow
 
+SENSITIVITY = "results/sensitivity.json"  # kpbench sensitivity's table, where it ran
 # Further label sets a scorer may write beside the main table: results/accuracy-<set>.json or .csv
 LABEL_SET_PREFIX = "accuracy-"
 
@@ -28,6 +29,7 @@ class RunTables:
     random_weights: bool
     label_sets: dict[str, list[dict]]  # label set -> its table's rows
     provenance: list[dict]  # per pair: its files' provenance, with `file_times` (Unix, per file)
+    sensitivity: list[dict] = field(default_factory=list)  # results/sensitivity.json rows, if any
 
 
 def read_run(location: LocationLike) -> RunTables:
@@ -41,6 +43,8 @@ def read_run(location: LocationLike) -> RunTables:
         random_weights=table.random_weights,
         label_sets=_label_sets(run / "results"),
         provenance=_provenance(run / "predictions"),
+        sensitivity=json.loads((run / SENSITIVITY).read_text())["rows"]
+        if (run / SENSITIVITY).is_file() else [],
     )
 
 

@@ -9,10 +9,12 @@ from rich.console import Console
 
 from runner.outputs import Location
 from runner.report.printout import print_table
+from runner.report.sensitivity import print_sensitivity, write_sensitivity
 from runner.report.tables import write_results
 from runner.score.label_tables import LabelSetRequest, LabelSetTable, score_label_sets
 from runner.score.reduce import LabelOptions, compare_with_reference, score
 from runner.score.rows import ScoreRow
+from runner.score.sensitivity import SensitivityRow, sensitivity
 from runner.score.shift_table import apply_published
 
 
@@ -44,11 +46,13 @@ class ScoredRun:
     reference_differ: list[str]  # a line per row that differs from the reference table
     label_tables: list[LabelSetTable]
     written: list[Location]
+    sensitivity: list[SensitivityRow] = field(default_factory=list)  # a run with variants
 
 
 def score_run(out: Location, request: ScoreRequest | None = None) -> ScoredRun:
     """Score OUT and write its tables: accuracy.* and, per label set, accuracy-<set>.*; with exactly
-    one label set, that set's table is also accuracy.* (the run's own rows are not written)."""
+    one label set, that set's table is also accuracy.* (the run's own rows are not written); a run
+    with variants also sensitivity.* (runner/score/sensitivity.py)."""
     request = request or ScoreRequest()
     rows = score(out, request.labels)
     notes = apply_published(rows, request.published) if request.published else []
@@ -63,7 +67,10 @@ def score_run(out: Location, request: ScoreRequest | None = None) -> ScoredRun:
         written += write_results(out, table.rows, f"accuracy-{table.name}", table.notes)
         if one_set:
             written += write_results(out, table.rows, "accuracy", table.notes)
-    return ScoredRun(out, rows, notes, not one_set, request.reference, differ, tables, written)
+    variants = sensitivity(out, rows) if any(row.variant for row in rows) else []
+    if variants:
+        written += write_sensitivity(out, variants)
+    return ScoredRun(out, rows, notes, not one_set, request.reference, differ, tables, written, variants)
 
 
 def print_scored(console: Console, scored: ScoredRun, wide: bool = False) -> None:
@@ -77,6 +84,8 @@ def print_scored(console: Console, scored: ScoredRun, wide: bool = False) -> Non
         console.print(f"{len(differ)} row(s) differ from {scored.reference.path}" + (":" if differ else ""))
         for line in differ:
             console.print(f"  {line}", highlight=False)
+    if scored.sensitivity:
+        print_sensitivity(console, scored.sensitivity)
     for table in scored.label_tables:
         print_table(console, table.rows, f"kpbench accuracy, label set {table.name}", wide)
         for note in table.notes:

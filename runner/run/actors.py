@@ -85,10 +85,13 @@ class ShardPredictor:
         from runner.frameworks import load_adapter, resolve_batch  # imports exactly one framework
 
         self.job = job
-        self.recipe = job.spec.recipe(job.protocol)
+        self.recipe = job.recipe
         started = time.perf_counter()
+        variant = job.variant
         self.adapter = load_adapter(job.spec, job.weights, job.seed, job.threads, job.precision,
-                                    job.backend, memory)
+                                    job.backend, memory,
+                                    channels_last=bool(variant and variant.channels_last),
+                                    torch_compile=bool(variant and variant.torch_compile))
         # the batch used: the configured one, or auto's (the pair key keeps the configured one)
         self.forward_batch = resolve_batch(self.adapter, job.forward_batch)
         self.forward_threads = job.forward_threads or passes_in_flight(memory.gpu_share if memory else 0)
@@ -202,6 +205,7 @@ class ShardPredictor:
             # the adapters record the backend and precision they set; PyTorch has no backend
             **{"backend": job.backend, "precision": job.precision, **self.context,
                **self.adapter.provenance().entries()},
+            **({"variant": job.variant.name} if job.variant else {}),
         )
 
 

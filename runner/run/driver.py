@@ -112,7 +112,7 @@ def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:
     requests = [_request(cfg, device, plan.job) for plan in plans if plan.todo]
     slots = packing.cluster_slots([node], packing.planning_share(r.gpus for r in requests),
                                   max(r.cpus for r in requests))
-    crop = max(plan.job.spec.recipe(plan.job.protocol).output_size for plan in plans)
+    crop = max(plan.job.recipe.output_size for plan in plans)
     shm_free, memory = store.machine_shm_and_memory()
     return store.size_object_store(shm_free, memory,
                                    store.in_flight_bytes(slots, MIN_WINDOW, cfg.shard_size, crop))
@@ -160,7 +160,7 @@ def _feed(cfg: RunConfig, plans: list[PairPlan], requests: list[packing.ActorReq
             actors = packing.node_slots(packing.NodeCapacity.from_ray(node["Resources"]), share, cpus)
             nodes[node["NodeID"]] = NodeCpus(node["Resources"].get("CPU", 0), actors * cpus)
             slots += actors
-    recipes = {p.job.spec.recipe(p.job.protocol) for p in plans}
+    recipes = {p.job.recipe for p in plans}
     shard_bytes = cfg.shard_size * sum(recipe.output_size ** 2 * 3 for recipe in recipes)
     threads = None if cfg.decode_threads == "auto" else int(cfg.decode_threads)
     budget = int((cfg.decode_cache_gb or 0) * store.GB)
@@ -195,7 +195,7 @@ def _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resume
     states = list(scheduler.pairs.values())
     estimate = simulate(states, slots)
     bound = max(lower_bound(states, slots))
-    recipes = {p.job.spec.recipe(p.job.protocol).key for p in plans}
+    recipes = {p.job.recipe.key for p in plans}
     origins = ", ".join(f"{list(sources.values()).count(origin)} {origin}"
                         for origin in ("measured", "device speed", "assumed") if origin in sources.values())
     console.print(
@@ -217,9 +217,11 @@ def _print_plan(console, cfg, dataset, plans, requests, slots, scheduler, resume
         f"(lower bound {_duration(bound)}; model speeds: {origins}; the live ETA is measured)"
     )
     biggest_first = sorted(states, key=lambda s: -s.shards_left * s.shard_seconds)
+    width = max([32, *(len(state.key) for state in biggest_first[:PLAN_LINES])])  # variants' names
     for state in biggest_first[:PLAN_LINES]:
-        console.print(f"    {state.key:<32} {state.shards_left:>5} shards  ~{_duration(state.shard_seconds)}"
-                      f"/shard  replicas planned: {estimate.replicas[state.key]}  "
+        console.print(f"    {state.key:<{width}} {state.shards_left:>5} shards  "
+                      f"~{_duration(state.shard_seconds)}/shard  "
+                      f"replicas planned: {estimate.replicas[state.key]}  "
                       f"({sources[state.key]})", highlight=False)
     if len(biggest_first) > PLAN_LINES:
         console.print(f"    ... and {len(biggest_first) - PLAN_LINES} smaller model(s)")

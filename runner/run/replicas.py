@@ -48,7 +48,7 @@ class Fleet:
         self.replicas: dict[int, Replica] = {}
         self.pairs: dict[str, PairRun] = {}
         for plan in plans:
-            key, recipe = plan.job.name, plan.job.spec.recipe(plan.job.protocol)
+            key, recipe = plan.job.name, plan.job.recipe
             # sharing off (to measure or compare): one decode key per pair
             decode_key = recipe.key if share_decoding else f"{key}:{recipe.key}"
             self.pairs[key] = PairRun(plan.job, deque(plan.todo), recipe, decode_key)

@@ -23,6 +23,7 @@ from runner.predictions import (
     Record,
     keras_backend_of,
     load_pair,
+    model_folder,
     pair_folder_key,
     pair_folders,
 )
@@ -38,6 +39,7 @@ class CompareRow(Record):
     # Keras: tensorflow, jax or torch ("tensorflow -> jax" across backends); None for PyTorch
     backend: str | None
     model: str
+    variant: str | None = None  # the variant (runner/plan/variants.py); None: the base pair
     # "fp32 -> bf16" when the runs differ in it (compare then shows bf16's agreement with fp32)
     precision: str
     images: int  # readable in both runs
@@ -56,7 +58,7 @@ class CompareRow(Record):
     identical: bool  # the same rows, statuses, classes and probabilities
 
 
-SHOWN = ("framework", "backend", "model", "precision", "images", "top1_agreement",
+SHOWN = ("framework", "backend", "model", "variant", "precision", "images", "top1_agreement",
          "top5_set_agreement", "top1_changed",
          "max_prob_diff", "acc1_diff", "acc5_diff", "only_a_right", "only_b_right", "mcnemar_p",
          "identical")
@@ -87,7 +89,9 @@ def _pairs(run: LocationLike, keras_backend: str | None) -> dict:
     folders = pair_folders(run)
     if keras_backend is None:
         return {pair_folder_key(folder): folder for folder in folders}
-    return {folder.name: folder for folder in folders if keras_backend_of(folder) == keras_backend}
+    # by model and variant (a base pair's folder is its model's)
+    return {(model_folder(folder).name, folder.name): folder for folder in folders
+            if keras_backend_of(folder) == keras_backend}
 
 
 def _loaded(pair: PairPredictions) -> tuple[Provenance, np.ndarray]:
@@ -124,6 +128,7 @@ def compare_pair(a: PairPredictions, b: PairPredictions) -> CompareRow:
         framework=run_a.framework,
         backend=_either(run.backend_setting for run in (run_a, run_b)),
         model=run_a.model,
+        variant=run_a.variant,
         precision=_either(run.precision_setting for run in (run_a, run_b)),
         images=images,
         only_in_one=int(len(a.positions) + len(b.positions) - 2 * len(in_a)),
@@ -165,7 +170,8 @@ def print_comparison(console: Console, rows: list[CompareRow], title: str) -> li
         extra = [f"{count} {name.replace('_', ' ')}" for name, count in
                  (("only_in_one", row.only_in_one), ("status_changed", row.status_changed)) if count]
         backend = f" ({row.backend})" if "->" in (row.backend or "") else backend_suffix(row.backend)
-        console.print(f"differs: {row.framework}/{row.model}{backend}: "
+        variant = f" ({row.variant})" if row.variant else ""
+        console.print(f"differs: {row.framework}/{row.model}{backend}{variant}: "
                       f"{row.top1_changed} changed top-1, "
                       f"max |dp| {row.max_prob_diff:.3g}" + "".join(f", {e}" for e in extra),
                       highlight=False)

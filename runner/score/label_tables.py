@@ -71,7 +71,7 @@ def _validation_labels(pairs: dict[tuple, _Pair], study: MturkStudy) -> np.ndarr
     """The original label of each validation image (by file number - 1; -1 where no pair has
     the image), checked against the study's original labels."""
     labels = np.full(VALIDATION_IMAGES, -1, np.int64)
-    for (framework, model, _), pair in pairs.items():
+    for (framework, model, *_), pair in pairs.items():
         if (pair.numbers < 1).any():
             raise UserError(f"label sets match rows by ImageNet file name (ILSVRC2012_val_<n>.JPEG), "
                             f"but {framework}/{model} has rows without one (run over the ImageNet "
@@ -97,8 +97,9 @@ def _table(plain: list[ScoreRow], pairs: dict, chosen: LabelSet, partial: bool) 
         key = row_key(base)
         figures, hits[key], chits[key], note = _figures(pairs.get(key), chosen, partial,
                                                         f"{base.framework}/{base.model}")
+        variant = {"variant": base.variant} if base.given("variant") else {}  # runs with variants
         rows.append(ScoreRow(label_set=chosen.name, **{c: getattr(base, c) for c in DESCRIBING},
-                             **figures))
+                             **variant, **figures))
         if note:
             notes.append(f"{base.framework}/{base.model}: {note}")
     ranked = ("acc1", "acc5") + (("cacc1", "cacc5") if chosen.cacc_images is not None else ())

@@ -107,7 +107,11 @@ def score(out: LocationLike, options: LabelOptions = LabelOptions()) -> list[Sco
     join_columns(rows, rank_intervals(hits, acc1))
     for row in rows:
         row.claim = claim(row.published_acc1, row.acc1_ci_low, row.acc1_ci_high)
-    rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model, row.backend or ""))
+    if any(row.variant for row in rows):  # the base pairs' variant: empty, not left out
+        for row in rows:
+            row.variant = row.variant
+    rows.sort(key=lambda row: (row.rank1 or math.inf, row.framework, row.model, row.backend or "",
+                               row.variant or ""))
     return rows
 
 
@@ -132,6 +136,7 @@ def _score(pair: PairPredictions, record: PairRecord, options: LabelOptions,
     missing = int(num_images - len(ok))
     return ScoreRow(
         framework=record.framework, model=record.model, **figures,
+        **({"variant": record.variant} if record.variant else {}),
         images=int(ok.sum()), errors=int(len(ok) - ok.sum()), missing=missing,
         dataset=record.dataset.name,
         weights=record.weights, sanity=sanity, protocol=_protocol(record),

@@ -19,6 +19,9 @@ class ScoreRow(Record):
 
     framework: str
     model: str
+    # a variant's canonical name (runner/plan/variants.py), empty for the base pair; only in the
+    # tables of runs with variants
+    variant: str | None = None
     acc1: float
     acc5: float
     # ranks: 1 = best over all rows, ties share the better rank; None without a readable image
@@ -101,7 +104,8 @@ class ScoreRow(Record):
     @property
     def pair_name(self) -> str:
         """As plans and messages name the pair: keras/resnet50@jax, pytorch/resnet50."""
-        return f"{self.framework}/{self.model}{backend_suffix(self.backend)}"
+        variant = f" ({self.variant})" if self.variant else ""
+        return f"{self.framework}/{self.model}{backend_suffix(self.backend)}{variant}"
 
     def cells(self) -> dict[str, Any]:
         """The columns this row has, in column order (floats as they are: NaN stays NaN)."""

@@ -1,6 +1,6 @@
 """Several runs, one per test set: the wide table, and timm's published figures per set.
 
-The wide table has one row per (framework, backend, model) and a column group per dataset:
+The wide table has one row per (framework, backend, model, variant) and a column group per dataset:
 `<set>_acc1`, `<set>_acc5`, `<set>_tier`, and, where the set's baseline was scored too,
 `<set>_top1_diff`, `<set>_top5_diff` (set minus baseline, points) and `<set>_rank_diff`
 (baseline rank minus rank on the set: positive = moved up), as timm's results files compute
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runner.data.shift import DATASETS
 from runner.errors import UserError
-from runner.score.columns import default_settings, row_key
+from runner.score.columns import RowKey, default_settings, row_key
 from runner.score.rows import ScoreRow
 from runner.score.stats import claim
 
@@ -27,7 +27,7 @@ def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
     """The wide rows (sorted by framework, model, backend) and their columns, from the plain
     tables of several runs (each row has its `dataset`). Keras on another backend is a row of its
     own; the `backend` column is shown when some row is not on the default backend."""
-    figures: dict[str, dict[tuple[str, str, str | None], dict]] = {}
+    figures: dict[str, dict[RowKey, dict]] = {}
     for row in rows:
         by_model = figures.setdefault(row.dataset, {})
         key = row_key(row)
@@ -39,12 +39,15 @@ def wide_table(rows: list[ScoreRow]) -> tuple[list[dict], list[str]]:
         if row.real_acc1 is not None and row.dataset == "imagenet":
             figures.setdefault(REAL, {})[key] = {"acc1": row.real_acc1, "rank": row.real_rank1}
     order = [name for name in ORDER if name in figures]
-    show_backend = "backend" not in default_settings(rows, getattr)
-    columns = ["framework", *(["backend"] if show_backend else []), "model", "weights"]
+    uniform = default_settings(rows, getattr)
+    show_backend, show_variant = "backend" not in uniform, "variant" not in uniform
+    columns = ["framework", *(["backend"] if show_backend else []), "model",
+               *(["variant"] if show_variant else []), "weights"]
     keys = sorted({key for by_model in figures.values() for key in by_model},
-                  key=lambda key: (key[0], key[1], key[2] or ""))
-    wide = [{"framework": fw, **({"backend": backend} if show_backend else {}), "model": model}
-            for fw, model, backend in keys]
+                  key=lambda key: (key[0], key[1], key[2] or "", key[3] or ""))
+    wide = [{"framework": fw, **({"backend": backend} if show_backend else {}), "model": model,
+             **({"variant": variant or ""} if show_variant else {})}
+            for fw, model, backend, variant in keys]
     for name in order:
         baseline = _baseline(name)
         group = [f"{name}_acc1", f"{name}_acc5", f"{name}_tier"]
