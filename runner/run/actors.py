@@ -155,26 +155,9 @@ class ShardPredictor:
         return top_k(probs), subset_top_k(probs, subset) if subset else None
 
     def _forward(self, images: np.ndarray, passes: _Forward) -> np.ndarray:
-        """forward(), retried with half the batch while the device runs out of memory; at one
-        image, device memory is first freed and the pass retried once. The batch that worked
-        stays for this actor's later shards (and the driver passes it to the pair's replicas)."""
-        freed = False
-        while True:
-            try:
-                probs = forward(self.adapter, images, passes.batch, self.forward_threads)
-                self.forward_batch = passes.batch
-                return probs
-            except Exception as exc:
-                if classify_error(exc) != "out_of_memory" or freed:
-                    raise
-                if passes.batch == 1:
-                    freed = True
-                    release_device_memory()
-                smaller = max(1, passes.batch // 2)
-                passes.retries.append(f"{self.job.name}: out of device memory at batch {passes.batch} "
-                                      f"({error_line(exc)}); retrying at batch {smaller}"
-                                      + (" after freeing device memory" if freed else ""))
-                passes.batch = smaller
+        probs = forward_halving_on_oom(self.adapter, images, passes, self.forward_threads, self.job.name)
+        self.forward_batch = passes.batch  # the batch that worked stays for this actor's later shards
+        return probs
 
     def _provenance(self, shard: Shard, seconds: float, decode: DecodeRecord, passes: _Forward,
                     settings: ShardSettings, timing: dict) -> Provenance:
@@ -207,6 +190,28 @@ class ShardPredictor:
                **self.adapter.provenance().entries()},
             **({"variant": job.variant.name} if job.variant else {}),
         )
+
+
+def forward_halving_on_oom(adapter, images: np.ndarray, passes: _Forward, threads: int,
+                           name: str) -> np.ndarray:
+    """forward(), retried with half the batch while the device runs out of memory; at one
+    image, device memory is first freed and the pass retried once. `passes` ends with the batch
+    that worked (the driver passes it to the pair's other replicas) and a line per retry."""
+    freed = False
+    while True:
+        try:
+            return forward(adapter, images, passes.batch, threads)
+        except Exception as exc:
+            if classify_error(exc) != "out_of_memory" or freed:
+                raise
+            if passes.batch == 1:
+                freed = True
+                release_device_memory()
+            smaller = max(1, passes.batch // 2)
+            passes.retries.append(f"{name}: out of device memory at batch {passes.batch} "
+                                  f"({error_line(exc)}); retrying at batch {smaller}"
+                                  + (" after freeing device memory" if freed else ""))
+            passes.batch = smaller
 
 
 # Test hook for fault injection (docs/failures-and-resume.md): with KPBENCH_FAULT_AFTER_SHARDS=k and
