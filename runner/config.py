@@ -297,8 +297,12 @@ def load_config(path: str | None, overrides: dict) -> RunConfig:
 
 
 def _one_line(exc: ValidationError, source: str) -> str:
-    error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"])
+    errors = exc.errors()
+    error = errors[0]
+    # a value that fits no member of a union (a number or `auto`) fails once per member, each
+    # error located at (option, member): one problem of the option
+    union = sum(other["loc"][:1] == error["loc"][:1] for other in errors) > 1
+    key = str(error["loc"][0]) if union else ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         hint = did_you_mean(key, RunConfig.model_fields)
         return f"{source}: unknown config key {key!r}{hint}"
@@ -306,5 +310,6 @@ def _one_line(exc: ValidationError, source: str) -> str:
         return f"{source}: {key!r} is required"
     if not key:  # a check across keys (RunConfig's model validators)
         return f"{source}: {error['msg'].removeprefix('Value error, ')}"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    others = len({str(other["loc"][:1]) for other in errors}) - 1
+    more = f" (and {others} more)" if others else ""
     return f"{source}: {key}: {error['msg']} (got {error.get('input')!r}){more}"
