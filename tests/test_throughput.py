@@ -59,10 +59,11 @@ def test_shared_decoding_decodes_less(shared_and_separate):
 
 
 def test_replicas_split_a_model_and_keep_one_row_per_image(ray_two_fake_gpus, tmp_path):
-    # one model, two slots, replicas free to start: both slots work on it from the start
+    # one model, two slots (a whole fake GPU each), replicas free to start: both slots work on
+    # it from the start
     data = write_sample_dataset(tmp_path / "data", num_classes=5, per_class=8)
     out = _run(data, tmp_path / "out", models=["keras/resnet50"], shard_size=1,
-               replica_start_seconds=0)
+               replica_start_seconds=0, gpu_share=1.0)
     files = list((out / "predictions").rglob("*.parquet"))
     assert len({read_provenance(path).pid for path in files}) == 2
     frame = _table(out).to_pandas()

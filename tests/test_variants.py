@@ -233,7 +233,7 @@ def test_variants_are_folders_below_the_model_with_their_own_keys(runs, sample_d
 
 def test_the_table_has_a_variant_column_only_with_variants(runs):
     out, plain, _ = runs
-    assert main(["score", str(out)]) == 0
+    assert main(["score", str(out)]) == 0 and main(["score", str(plain)]) == 0
     with open(out / "results" / "accuracy.csv") as file:
         rows = list(csv.DictReader(file))
     assert list(rows[0])[:3] == ["framework", "model", "variant"]
