@@ -11,6 +11,7 @@ from runner.config import load_config
 from runner.errors import UserError
 from runner.frameworks.memory import CONTEXT_HEADROOM, memory_policy
 from runner.run.packing import (
+    ActorRequest,
     GpuShares,
     NodeCapacity,
     actor_request,
@@ -18,6 +19,7 @@ from runner.run.packing import (
     cluster_slots,
     node_slots,
     per_gpu,
+    planning_request,
     planning_share,
 )
 
@@ -66,6 +68,9 @@ def test_shares_per_framework_and_mode():
     assert GpuShares().keras_reproducible < 1 / 2, "several one-image Keras actors per GPU by default"
     # mixed shares: slots counted at the largest, so that whichever pair takes a slot fits
     assert planning_share([0.25, 0.5, 0.25]) == 0.5
+    # and a CPU-hungry pair's CPUs, even where its share is not the largest
+    asks = [ActorRequest(0.25, 1.0), ActorRequest(0.5, 0.5)]
+    assert planning_request(asks) == ActorRequest(0.5, 1.0)
 
 
 def test_config_resolves_shares(tmp_path):

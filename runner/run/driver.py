@@ -110,8 +110,8 @@ def _local_store(cfg: RunConfig, plans: list[PairPlan]) -> store.StoreSize:
     device: packing.Device = "gpu" if gpus and cfg.device != "cpu" else "cpu"
     node = packing.NodeCapacity(cpus=cfg.local_cpus or os.cpu_count() or 1, gpus=gpus)
     requests = [_request(cfg, device, plan.job) for plan in plans if plan.todo]
-    slots = packing.cluster_slots([node], packing.planning_share(r.gpus for r in requests),
-                                  max(r.cpus for r in requests))
+    ask = packing.planning_request(requests)
+    slots = packing.cluster_slots([node], ask.gpus, ask.cpus)
     crop = max(plan.job.recipe.output_size for plan in plans)
     shm_free, memory = store.machine_shm_and_memory()
     return store.size_object_store(shm_free, memory,
@@ -145,20 +145,18 @@ def _slots(requests: list[packing.ActorRequest]) -> int:
     """How many actors fit on the live nodes at once (packing.cluster_slots); called again
     during the run, so that nodes joining later add slots."""
     nodes = [packing.NodeCapacity.from_ray(node["Resources"]) for node in ray.nodes() if node["Alive"]]
-    share = packing.planning_share(request.gpus for request in requests)
-    cpus = max(request.cpus for request in requests)
-    return packing.cluster_slots(nodes, share, cpus)
+    ask = packing.planning_request(requests)
+    return packing.cluster_slots(nodes, ask.gpus, ask.cpus)
 
 
 def _feed(cfg: RunConfig, plans: list[PairPlan], requests: list[packing.ActorRequest]) -> Feed:
     """Decode threads per node (the CPUs its model actors leave) and shards per replica."""
-    share = packing.planning_share(request.gpus for request in requests)
-    cpus = max(request.cpus for request in requests)
+    ask = packing.planning_request(requests)
     nodes, slots = {}, 0
     for node in ray.nodes():
         if node["Alive"]:
-            actors = packing.node_slots(packing.NodeCapacity.from_ray(node["Resources"]), share, cpus)
-            nodes[node["NodeID"]] = NodeCpus(node["Resources"].get("CPU", 0), actors * cpus)
+            actors = packing.node_slots(packing.NodeCapacity.from_ray(node["Resources"]), ask.gpus, ask.cpus)
+            nodes[node["NodeID"]] = NodeCpus(node["Resources"].get("CPU", 0), actors * ask.cpus)
             slots += actors
     recipes = {p.job.recipe for p in plans}
     shard_bytes = cfg.shard_size * sum(recipe.output_size ** 2 * 3 for recipe in recipes)

@@ -143,6 +143,13 @@ class ActorRequest:
     cpus: float
 
 
+
+def planning_request(requests: Iterable[ActorRequest]) -> ActorRequest:
+    """The one request slots are counted with for a run whose pairs ask differently: the
+    largest GPU share (planning_share) and the most CPUs, so that every slot fits any pair."""
+    requests = list(requests)
+    return ActorRequest(planning_share(r.gpus for r in requests), max(r.cpus for r in requests))
+
 def actor_request(device: Device, gpu_share: float, cpus_per_actor: float,
                   cpus_per_gpu_actor: float) -> ActorRequest:
     if device == "gpu":
