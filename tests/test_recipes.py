@@ -60,3 +60,24 @@ def test_recipe_keys_and_squash_then_crop():
     assert np.array_equal(squash.apply(image), squashed[12:236, 12:236])
     with pytest.raises(ValueError):
         Recipe(resize="squash", size=224, crop=0, interpolation="nearest")
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 5, 9, 64])
+def test_the_in_place_conversion_equals_torchvisions_steps_bit_for_bit(batch):
+    """The CPU input tensor, made in place step by step (with and without a reused buffer), has
+    the values and strides of the plain steps: uint8 -> float, /255, torchvision's normalize."""
+    import torch
+    from torchvision.transforms.functional import normalize
+
+    from runner.frameworks.pytorch import PIXELS_PER_STEP, to_input
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    crops = np.random.default_rng(batch).integers(0, 256, (batch, 75, 77, 3), dtype=np.uint8)
+    crops.flags.writeable = False  # as a view of Ray's object store
+    assert crops[..., 0].size % PIXELS_PER_STEP != 0  # a last, partial step
+    plain = normalize(torch.tensor(crops).permute(0, 3, 1, 2).float().div(255), mean, std)
+    buffer = torch.full((70, 75, 77, 3), float("nan"))
+    for ours in (to_input(crops, mean, std), to_input(crops, mean, std, buffer=buffer),
+                 to_input(crops, mean, std, buffer=buffer)):
+        assert torch.equal(ours, plain) and ours.stride() == plain.stride() and ours.dtype == plain.dtype
+    assert ours.data_ptr() == buffer.data_ptr()  # the buffer was used, not a new tensor
