@@ -7,10 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pytest
+from scipy.stats import binomtest
 
 from runner import __version__
 from runner.catalog import load_catalog
@@ -92,6 +96,88 @@ def read_predictions(out: Path, columns: list[str] | None = None) -> pa.Table:
     return table.sort_by(order).select(columns or table.column_names)
 
 
+class PairFigures(TypedDict):
+    """A pair's row of the sensitivity table, recomputed from its Parquet files."""
+
+    images: int  # read by this pair and the model's base pair (the base row: by the base pair)
+    acc1: float  # percent, over those images
+    acc1_diff: float | None  # points, this pair minus the base pair on those images; None: base
+    flips: int | None  # images whose top-1 class changed, either way; None for the base row
+    mcnemar_p: float | None  # exact two-sided McNemar p of the top-1 change; None for the base row
+    spread1: float  # the model's max - min Acc@1 over its base pair and variants
+
+
+def sensitivity_from_parquet(out: Path) -> dict[tuple[str, str], PairFigures]:
+    """(model, variant) -> its figures, for every model with a base pair (variant "" below, null
+    in the files) and at least one variant, recomputed from OUT/predictions with pyarrow, numpy
+    and scipy alone (independent of runner.score): each variant against the base pair on the
+    images both read, matched by dataset position. A model name must belong to one framework
+    (and backend)."""
+    table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
+
+    def column(name: str) -> list:
+        return table[name].to_pylist() if name in table.column_names else [None] * table.num_rows
+
+    top1 = pc.list_element(table["top5_class"], 0).fill_null(-1).to_numpy()
+    ok = np.array([status == "ok" for status in column("status")], dtype=bool)
+    positions, labels = table["position"].to_numpy(), table["label"].to_numpy()
+    models = np.array(column("model"), dtype=object)
+    variant_of = np.array([variant or "" for variant in column("variant")], dtype=object)
+    homes = np.array([f"{framework}/{backend}" for framework, backend
+                      in zip(column("framework"), column("backend"), strict=True)], dtype=object)
+    figures: dict[tuple[str, str], PairFigures] = {}
+    for model in sorted(set(models)):
+        of_model = models == model
+        assert len(set(homes[of_model])) == 1, f"{model} is in several frameworks or backends"
+        names = sorted(set(variant_of[of_model]))
+        if "" not in names or len(names) == 1:
+            continue
+        pairs = {}
+        for name in names:
+            rows = np.flatnonzero(of_model & (variant_of == name))
+            assert len(set(positions[rows])) == len(rows), f"{model} {name!r}: a position twice"
+            pairs[name] = {int(positions[i]): (bool(ok[i]), int(top1[i]), int(labels[i])) for i in rows}
+        base = pairs[""]
+        mine: dict[str, PairFigures] = {}
+        for name, pair in pairs.items():
+            both = sorted(p for p, (read, _, _) in pair.items() if read and base.get(p, (False,))[0])
+            right = np.array([pair[p][1] == pair[p][2] for p in both], dtype=bool)
+            before = np.array([base[p][1] == base[p][2] for p in both], dtype=bool)
+            acc1 = 100.0 * float(right.mean()) if both else float("nan")
+            row = PairFigures(images=len(both), acc1=acc1, acc1_diff=None, flips=None, mcnemar_p=None,
+                              spread1=float("nan"))
+            if name != "":
+                gained, lost = int((right & ~before).sum()), int((before & ~right).sum())
+                row["acc1_diff"] = acc1 - 100.0 * float(before.mean()) if both else float("nan")
+                row["flips"] = sum(pair[p][1] != base[p][1] for p in both)
+                row["mcnemar_p"] = (float(binomtest(gained, gained + lost, 0.5).pvalue)
+                                    if gained + lost else 1.0)
+            mine[name] = row
+        measured = [row["acc1"] for row in mine.values() if not np.isnan(row["acc1"])]
+        for name, row in mine.items():
+            row["spread1"] = max(measured) - min(measured) if measured else float("nan")
+            figures[(str(model), name)] = row
+    return figures
+
+
+def sensitivity_mismatches(rows: list[dict], expected: dict[tuple[str, str], PairFigures]) -> list[str]:
+    """What differs between results/sensitivity.json's rows and sensitivity_from_parquet's figures
+    (every row, every figure; floats to 1e-9 relative): one line per difference, [] when none."""
+    problems = []
+    keys = [(row["model"], row["variant"]) for row in rows]
+    if sorted(keys) != sorted(expected):
+        problems.append(f"rows {sorted(keys)} != pairs in the files {sorted(expected)}")
+    for row, key in zip(rows, keys, strict=True):
+        for name, value in expected.get(key, {}).items():
+            got = row.get(name)
+            same = (got is None and value is None) if got is None or value is None else (
+                got == value if isinstance(value, int) and not isinstance(value, bool)
+                else got == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True))
+            if not same:
+                problems.append(f"{key} {name}: table {got!r}, files {value!r}")
+    return problems
+
+
 # ---- catalog builds ----
 
 def prediction_problems(framework: str, results: dict) -> list[str]:
@@ -142,10 +228,11 @@ def provenance_for(framework, model, images, shard=(0, 0, 1), pair_key="k", weig
 
 
 def write_pair(out, framework, model, labels, top5, errors=(), shard=0, start=0, images=None,
-               image_ids=None, subset_top5=None, **provenance):
+               image_ids=None, subset_top5=None, variant=None, **provenance):
     """One shard of `labels` rows from position `start`; `top5[i]` is row i's top-5 (None for
     the rows listed in `errors`, which are written as unreadable); `subset_top5` likewise, for
-    a dataset scored over a class subset."""
+    a dataset scored over a class subset; `variant`: a variant's name (its folder below the
+    model's; the files' provenance does not name it)."""
     ok = [i for i in range(len(labels)) if i not in errors]
     classes = np.array([top5[i] for i in ok], np.int32).reshape(-1, 5)
     probs = np.tile(np.array([0.5, 0.2, 0.1, 0.1, 0.1], np.float32), (len(ok), 1))
@@ -159,7 +246,8 @@ def write_pair(out, framework, model, labels, top5, errors=(), shard=0, start=0,
         classes, probs, prov,
         None if subset_top5 is None else (np.array([subset_top5[i] for i in ok], np.int32), probs),
     )
-    write_shard(table, shard_path(out, framework, model, shard))
+    write_shard(table, shard_path(out, framework, model, shard,
+                                  variant_folder=None if variant is None else f"variant={variant}"))
 
 
 # A run for report tests: (framework, model, arch, parameters, GFLOPs, images of 4 it gets right)
