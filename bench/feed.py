@@ -13,7 +13,7 @@ recipe and converting it to each model's input tensor (a process pool). The rati
 efficiency.
 
 --decodes: the 2019 set's 34 models (random weights) on `--images` generated images, shards of
-10, run by `kpbench run` (or read from the run folder `--run`): distinct decodes per image, from
+10, run by `kpbench run` (into `--run`, kept, or resumed there): distinct decodes per image, from
 the files' provenance. Before it, on the same images, one thread, the best of 3: the seconds of
 decoding once per recipe (as before) against decoding once and cutting every recipe.
 
@@ -97,7 +97,8 @@ def _cpu_work(paths: list[str]) -> int:
     buffer = torch.empty((DEFAULT_BATCH, recipe.output_size, recipe.output_size, 3))
     with torch.inference_mode():
         for start in range(0, len(paths), DEFAULT_BATCH):
-            crops = np.stack([recipe.apply(decode_rgb(path)) for path in paths[start : start + DEFAULT_BATCH]])
+            batch = paths[start : start + DEFAULT_BATCH]
+            crops = np.stack([recipe.apply(decode_rgb(path)) for path in batch])
             for _ in range(STANDINS):
                 to_input(crops, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], buffer=buffer)
     return len(paths)
@@ -189,11 +190,10 @@ def decodes(images: int, run: Path | None) -> None:
             once = best_of(3, lambda: cut_crops(records, recipes, pool))
         print(f"{len(recipes)} recipes, {len(records)} images, one thread: decoding once per recipe "
               f"{per_recipe:.2f} s, once for all recipes {once:.2f} s ({per_recipe / once:.2f}x)")
-        if run is None:
-            run = Path(tmp) / "run"
-            kpbench(["--data", str(data / "val"), "--classes", str(data / "classes.txt"),
-                     "--models", "northcutt2019", "--weights", "random", "--shard-size", "10",
-                     "--out", str(run)])
+        run = run or Path(tmp) / "run"
+        kpbench(["--data", str(data / "val"), "--classes", str(data / "classes.txt"),
+                 "--models", "northcutt2019", "--weights", "random", "--shard-size", "10",
+                 "--out", str(run)])  # a finished run resumes with nothing to do
         files = provenances(run)
     shards = {p.shard.index for p in files}
     decode_ids = {p.decode.decode_id for p in files}
@@ -387,7 +387,7 @@ def main() -> None:
     parser.add_argument("--before", action="store_true", help="simulate the previous feeder")
     parser.add_argument("--start-seconds", type=float, default=5.0, help="simulated model load")
     parser.add_argument("--decodes", action="store_true", help="decodes per image, 34 models")
-    parser.add_argument("--run", type=Path, help="--decodes: read this run folder, run nothing")
+    parser.add_argument("--run", type=Path, help="--decodes: run into (or resume) this folder and keep it")
     parser.add_argument("--images", type=int)
     parser.add_argument("--data", type=Path, help="reuse (or keep) the generated JPEGs here")
     args = parser.parse_args()

@@ -168,7 +168,7 @@ class TorchAdapter:
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.execution: dict[str, str] = {"memory_format": "channels_last"} if channels_last else {}
-        self.inputs = threading.local()  # each thread's reusable CPU input tensor (one-image passes run threaded)
+        self.inputs = threading.local()  # a reusable CPU input per thread: one-image passes are threaded
         if torch_compile:
             self._compile()
 
