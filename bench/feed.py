@@ -8,9 +8,10 @@ Feed efficiency: `kpbench run` with 4 fake GPUs (`--local-gpus`) and 4 stand-in 
 models sharing one recipe whose forward pass only sleeps (a GPU at 3000 images/s), on
 ImageNet-sized JPEGs; its steady-state images/s (per model, from the files' `written_at`, the
 first shard left out) against this machine's capacity for the same CPU work measured in the same
-script (before and after the run, averaged): every core decoding each image once, cutting the
-recipe and converting it to each model's input tensor (a process pool). The ratio is the feed
-efficiency.
+script (twice before and twice after the run, averaged: this machine's speed drifts by a
+third within a minute): every core decoding each image once, cutting the recipe and converting
+it to each model's input tensor as the actors do (a process pool). The ratio is the feed
+efficiency; run it a few times and take the median.
 
 --decodes: the 2019 set's 34 models (random weights) on `--images` generated images, shards of
 10, run by `kpbench run` (into `--run`, kept, or resumed there): distinct decodes per image, from
@@ -152,7 +153,7 @@ def feed_efficiency(images: int, data: Path | None) -> None:
         catalog = write_standins(Path(tmp))
         cores = os.cpu_count() or 1
         print(f"load before: {os.getloadavg()[0]:.2f} on {cores} cores; {len(paths)} JPEGs")
-        machine = [capacity(paths)]  # before and after kpbench: the machine may be shared
+        machine = [capacity(paths), capacity(paths)]  # before and after kpbench: the machine may be shared
         ours = Path(tmp) / "run"
         kpbench(["--data", str(data / "val"), "--classes", str(data / "classes.txt"),
                  "--catalog", str(catalog), "--models", "standins", "--weights", "random",
@@ -162,9 +163,9 @@ def feed_efficiency(images: int, data: Path | None) -> None:
         files = provenances(ours)
         waited = sum(p.wait_seconds for p in files) / len(files)
         forward = sum(p.forward_seconds for p in files) / len(files)
-        machine.append(capacity(paths))
-        print(f"load after: {os.getloadavg()[0]:.2f}; capacity before and after kpbench: "
-              f"{machine[0]:.1f}, {machine[1]:.1f} images/s")
+        machine += [capacity(paths), capacity(paths)]
+        print(f"load after: {os.getloadavg()[0]:.2f}; capacity twice before and twice after kpbench: "
+              f"{', '.join(f'{rate:.1f}' for rate in machine)} images/s; their mean counts")
         machine = float(np.mean(machine))
     print(f"kpbench steady state: {rate:.1f} images/s per model ({STANDINS} models, one recipe)")
     print(f"this machine's capacity for the same CPU work: {machine:.1f} images/s ({cores} cores)")
