@@ -449,7 +449,36 @@ def execution_settings(framework: str, args: dict) -> dict:
     return results
 
 
+def input_conversion(framework: str, args: dict) -> dict:
+    """Per batch size: whether kpbench's in-place CPU input (new, then twice into one reused
+    buffer) has the values, strides and dtype of the plain steps (uint8 -> float, /255,
+    torchvision's normalize) on read-only crops, whether the buffer was used, and whether the
+    batch ends in a partial step."""
+    import torch
+    from torchvision.transforms.functional import normalize
+
+    from runner.frameworks.pytorch import PIXELS_PER_STEP, to_input
+
+    mean, std, side = args["mean"], args["std"], args["side"]
+    results = {}
+    for batch in args["batches"]:
+        crops = np.random.default_rng(batch).integers(0, 256, (batch, side, side + 2, 3), dtype=np.uint8)
+        crops.flags.writeable = False  # as a view of Ray's object store
+        plain = normalize(torch.tensor(crops).permute(0, 3, 1, 2).float().div(255), mean, std)
+        buffer = torch.full((max(args["batches"]) + 1, side, side + 2, 3), float("nan"))
+        ours = [to_input(crops, mean, std), to_input(crops, mean, std, buffer=buffer),
+                to_input(crops, mean, std, buffer=buffer)]
+        results[str(batch)] = {
+            "equal": [bool(torch.equal(x, plain)) for x in ours],
+            "same_strides": [x.stride() == plain.stride() and x.dtype == plain.dtype for x in ours],
+            "buffer_used": ours[-1].data_ptr() == buffer.data_ptr(),
+            "partial_last_step": crops[..., 0].size % PIXELS_PER_STEP != 0,
+        }
+    return results
+
+
 CHECKS = {
+    "input_conversion": input_conversion,
     "execution_settings": execution_settings,
     "build_and_predict": build_and_predict,
     "keras_weight_files": keras_weight_files,
