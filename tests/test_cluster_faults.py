@@ -120,7 +120,7 @@ def test_losing_a_node_mid_run_leaves_a_complete_run(cluster):
     finally:
         with contextlib.suppress(ProcessLookupError):
             run.kill()
-    assert run.returncode == 0, err[-3000:]
+    assert run.returncode == 0, printed[-3000:] + err[-3000:]
     assert "lost node" in printed and "its pairs resumed on the remaining nodes" in printed
     frame = read_predictions(out).to_pandas()
     for model in SLOW:  # every pair finished, one row per image, nothing twice

@@ -251,7 +251,11 @@ class Placement:
         return PairError(kind, message, self.node_id, self.hostname, self.gpu_ids)
 
 
-@ray.remote(max_restarts=3, max_task_retries=3)
+# Calls are retried until their actor is back (-1), not a fixed number of times: while a lost
+# node is not yet declared dead, every retry meets an unavailable actor, and a fixed count ran
+# out before Ray restarted the actor elsewhere. Calls are idempotent (a shard's file is written
+# whole or not at all), and max_restarts still bounds the whole.
+@ray.remote(max_restarts=3, max_task_retries=-1)
 class PairActor:
     """One replica of a (model, framework). Failures cross Ray as typed values (`PairError`),
     not exceptions: ready() reports a load failure, and infer() returns the error of a shard
@@ -294,7 +298,7 @@ class PairActor:
             return self.placement.error_of(classify_error(exc), error_line(exc))
 
 
-@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)
+@ray.remote(num_cpus=0, max_restarts=3, max_task_retries=-1)  # as PairActor's
 class NodeDecoder:
     """A node's decoder: shard decodes run side by side (the actor's max_concurrency), their
     images on one pool of threads. It holds no CPU of Ray's: its threads are the CPUs model
