@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from scipy.stats import binomtest
 
@@ -94,6 +95,19 @@ def read_predictions(out: Path, columns: list[str] | None = None) -> pa.Table:
     table = ds.dataset(out / "predictions", format="parquet", partitioning="hive").to_table()
     order = [(column, "ascending") for column in ("framework", "model", "position")]
     return table.sort_by(order).select(columns or table.column_names)
+
+
+def pair_folder(out: Path, model: str, variant: str = "", framework: str = "pytorch") -> Path:
+    """A pair's folder of shard files: the model's, or its variant's folder below it."""
+    folder = out / "predictions" / f"framework={framework}" / f"model={model}"
+    return folder / f"variant={variant}" if variant else folder
+
+
+def read_pair(folder: Path, columns: list[str]) -> dict[str, np.ndarray]:
+    """`columns` of a pair's own shard files (not its variants'), in dataset order."""
+    table = pq.read_table(sorted(folder.glob("*.parquet")))
+    order = np.argsort(table["position"].to_numpy())
+    return {column: np.array(table[column].to_pylist())[order] for column in columns}
 
 
 class PairFigures(TypedDict):

@@ -22,7 +22,7 @@ from runner.data.photos import sanity_photos, top5_hits, write_photo_dataset
 from runner.data.sample import write_sample_dataset
 from runner.plan.variants import parse_variants
 
-from .helpers import sensitivity_from_parquet, sensitivity_mismatches
+from .helpers import pair_folder, read_pair, sensitivity_from_parquet, sensitivity_mismatches
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="test dependency (requirements.txt)")
 
@@ -48,14 +48,9 @@ def _dataset(folder: Path) -> Path:
     return data
 
 
-def _folder(out: Path, variant: str = "") -> Path:
-    folder = out / "predictions" / "framework=pytorch" / f"model={MODEL}"
-    return folder / f"variant={variant}" if variant else folder
-
-
 def _base_files(out: Path) -> dict[str, int]:
     """The base pair's shard files and when each was written."""
-    return {path.name: path.stat().st_mtime_ns for path in _folder(out).glob("shard-*.parquet")}
+    return {path.name: path.stat().st_mtime_ns for path in pair_folder(out, MODEL).glob("shard-*.parquet")}
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +75,7 @@ def lite(local_ray, tmp_path_factory):
 
 def _pair(out: Path, variant: str = "") -> dict[str, np.ndarray]:
     """A pair's image ids, top-5 classes and probabilities, in dataset order."""
-    table = pq.read_table(sorted(_folder(out, variant).glob("*.parquet")))
-    order = np.argsort(table["position"].to_numpy())
-    return {column: np.array(table[column].to_pylist())[order]
-            for column in ("image_id", "top5_class", "top5_prob")}
+    return read_pair(pair_folder(out, MODEL, variant), ["image_id", "top5_class", "top5_prob"])
 
 
 def test_every_figure_of_the_table_is_recomputed_from_the_parquet_files(lite):
@@ -106,7 +98,7 @@ def test_every_figure_of_the_table_is_recomputed_from_the_parquet_files(lite):
 
 def test_the_base_recipe_as_a_variant_predicts_what_the_base_pair_predicts(lite):
     out, _, rows, _ = lite
-    provenance = [json.loads(pq.read_schema(next(_folder(out, variant).glob("*.parquet")))
+    provenance = [json.loads(pq.read_schema(next(pair_folder(out, MODEL, variant).glob("*.parquet")))
                              .metadata[b"kpbench.provenance"]) for variant in ("", AS_BASE)]
     assert provenance[0]["recipe"] == provenance[1]["recipe"]  # the same recipe, by timm's rule
     row = next(row for row in rows if row["variant"] == AS_BASE)

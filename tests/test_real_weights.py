@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from runner.data.photos import Photo, sanity_photos, top5_hits, write_photo_dataset
 
-from .helpers import run_cli
+from .helpers import pair_folder, read_pair, run_cli
 
 pytest.importorskip("efficientnet_lite_pytorch", reason="test dependency (requirements.txt)")
 skimage = pytest.importorskip("skimage", reason="test dependency (requirements.txt): its photos")
@@ -41,9 +40,8 @@ def run(tmp_path_factory):
 
 
 def _top5(out: Path, model: str) -> dict[str, list[int]]:
-    folder = out / "predictions" / "framework=pytorch" / f"model={model}"
-    table = pq.read_table(sorted(folder.glob("*.parquet")))
-    return dict(zip(table["image_id"].to_pylist(), table["top5_class"].to_pylist(), strict=True))
+    pair = read_pair(pair_folder(out, model), ["image_id", "top5_class"])
+    return dict(zip(pair["image_id"].tolist(), pair["top5_class"].tolist(), strict=True))
 
 
 def test_real_weights_find_the_photos_classes(run):

@@ -26,7 +26,15 @@ from runner.plan.variants import parse_variants
 from runner.predictions import PairIdentity
 from runner.score.stats import paired_difference
 
-from .helpers import probe, sample_config, sensitivity_from_parquet, sensitivity_mismatches, write_pair
+from .helpers import (
+    pair_folder,
+    probe,
+    read_pair,
+    sample_config,
+    sensitivity_from_parquet,
+    sensitivity_mismatches,
+    write_pair,
+)
 
 # ---- no Ray ---------------------------------------------------------------------------------
 
@@ -187,6 +195,7 @@ AS_VARIANT = {
     "crop_pct=1.0,interpolation=nearest,resizer=tensor-noantialias":
         "{resize: shorter_side, size: 64, crop: 64, interpolation: nearest, resizer: tensor-noantialias}",
 }
+TOP5 = ["top5_class", "top5_prob"]
 # three runs into one folder: each adds its variant, the base pair resumes
 RUNS = [["crop_pct=1.0", "interpolation=bicubic", "resizer=pil"],
         ["resizer=tensor-noantialias", "interpolation=nearest", "crop_pct=1.0"],
@@ -216,33 +225,23 @@ def runs(ray_two_fake_gpus, sample_dir, tmp_path_factory):
     return out, plain, catalog
 
 
-def _model_folder(out, model):
-    return out / "predictions" / "framework=pytorch" / f"model={model}"
-
-
-def _top5(folder):
-    table = pq.read_table(sorted(folder.glob("*.parquet")))
-    order = np.argsort(table["position"].to_numpy())
-    return [np.array(table[column].to_pylist())[order] for column in ("top5_class", "top5_prob")]
-
-
 def test_a_variant_predicts_bit_for_bit_what_a_user_entry_with_its_recipe_predicts(runs):
     out, plain, _ = runs
     for i, variant in enumerate(AS_VARIANT):
-        folder = _model_folder(out, "tiny") / f"variant={variant}"
-        classes, probs = _top5(folder)
-        plain_classes, plain_probs = _top5(_model_folder(plain, f"tiny_as_{i}"))
+        classes, probs = read_pair(pair_folder(out, "tiny", variant), TOP5).values()
+        plain_classes, plain_probs = read_pair(pair_folder(plain, f"tiny_as_{i}"), TOP5).values()
         assert np.array_equal(classes, plain_classes) and np.array_equal(probs, plain_probs)
-    base_classes, base_probs = _top5(_model_folder(out, "tiny"))
-    assert not np.array_equal(base_probs, _top5(_model_folder(plain, "tiny_as_0"))[1])  # it matters
+    _, base_probs = read_pair(pair_folder(out, "tiny"), TOP5).values()
+    _, plain_probs = read_pair(pair_folder(plain, "tiny_as_0"), TOP5).values()
+    assert not np.array_equal(base_probs, plain_probs)  # it matters
 
 
 def test_variants_are_folders_below_the_model_with_their_own_keys(runs, sample_dir):
     out, _, _ = runs
-    folders = sorted(p.name for p in _model_folder(out, "tiny").glob("variant=*"))
+    folders = sorted(p.name for p in pair_folder(out, "tiny").glob("variant=*"))
     assert folders == sorted("variant=" + name for name in [*AS_VARIANT, "channels_last=true,precision=bf16"])
     provenance = {p.parent.name: json.loads(pq.read_schema(p).metadata[b"kpbench.provenance"])
-                  for p in _model_folder(out, "tiny").rglob("shard-00000.parquet")}
+                  for p in pair_folder(out, "tiny").rglob("shard-00000.parquet")}
     assert len({document["pair_key"] for document in provenance.values()}) == 4
     assert "variant" not in provenance["model=tiny"]
     bf16 = provenance["variant=channels_last=true,precision=bf16"]
